@@ -1,0 +1,103 @@
+"""The private HTTP protocol between the embedded service and an endpoint agent.
+
+The public REST API (``/v2``, ``/v3``) is the reference contract that SDK clients speak. Endpoint
+agents of the embedded service use three extra routes instead of the hosted service's AMQP
+queues. Tasks and results always move in batches: one request carries many of them.
+
+All routes need the endpoint owner's bearer token and answer 404 for an endpoint the caller does
+not own. Bodies are JSON documents shaped as the ``TypedDict``s below.
+
+::
+
+    agent                                          service
+    -----                                          -------
+    POST /v3/endpoints {"endpoint_name", "metadata"}   -> {"endpoint_id", ...}
+        (same owner + same name => same endpoint id; tasks the previous agent process held
+         are released at once, as if its lease had expired)
+    POST {AGENT_PREFIX}/{endpoint_id}/heartbeat  HeartbeatRequest -> HeartbeatResponse
+        marks the endpoint online, renews the lease of every task it holds
+    POST {AGENT_PREFIX}/{endpoint_id}/claim      ClaimRequest     -> ClaimResponse
+        long-poll: answers as soon as one task is waiting, or after ``wait_s`` with none;
+        claimed tasks move to ``running`` and are leased to this endpoint
+    POST {AGENT_PREFIX}/{endpoint_id}/results    ResultsRequest   -> ResultsResponse
+        terminal results; idempotent (a result for a task already terminal is ignored)
+
+Leases: a claimed task belongs to the endpoint until its result arrives. Each heartbeat renews
+every lease of that endpoint for ``lease_s`` seconds. When a lease expires (the agent died or
+hung), the service re-queues the task if it has been attempted fewer than
+``1 + max_retries_on_system_failure`` times (the agent sends that setting, the reference
+endpoint's name for it, in its registration metadata; default 0), and otherwise fails it with
+``EndpointLost`` traceback text. The endpoint counts as offline once it has not heartbeated for
+``lease_s`` seconds.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+AGENT_PREFIX = "/agent/v1/endpoints"
+
+#: Longest long-poll a client may ask for, in seconds (claim ``wait_s``, batch_status ``wait``).
+MAX_WAIT_S = 30.0
+
+
+class WorkerStatus(TypedDict):
+    """The reference ``details`` of ``GET /v2/endpoints/{id}/status``."""
+
+    total_workers: int
+    idle_workers: int
+    pending_tasks: int
+    outstanding_tasks: int
+    managers: int
+
+
+class HeartbeatRequest(TypedDict):
+    status: WorkerStatus
+
+
+class HeartbeatResponse(TypedDict):
+    lease_s: float
+    #: True after ``POST /v3/endpoints/{id}/lock`` (``Client.stop_endpoint``): the agent exits.
+    stop: bool
+
+
+class ClaimRequest(TypedDict):
+    max_tasks: int
+    wait_s: float
+
+
+class ClaimedTask(TypedDict):
+    task_id: str
+    function_id: str
+    #: The reference 3-buffer packed string: stored ``function_code`` + the submitted payload.
+    task_buffer: str
+    #: Import paths from the submit's ``result_serializers`` (reference class names), or None.
+    result_serializers: list[str] | None
+    resource_specification: dict | None
+    user_endpoint_config: dict | None
+    #: 1 on the first run; higher when an earlier attempt was lost.
+    attempt: int
+
+
+class ClaimResponse(TypedDict):
+    tasks: list[ClaimedTask]
+    lease_s: float
+
+
+class TaskResult(TypedDict, total=False):
+    task_id: str  # required
+    status: str  # required: "success" or "failed"
+    result: str  # on success: one serialized value ("00\n...")
+    exception: str  # on failure: traceback text
+    completion_t: str  # required: unix seconds as a string
+    details: dict  # os, python_version, dill_version, globus_compute_sdk_version, endpoint_id,
+    # task_transitions
+
+
+class ResultsRequest(TypedDict):
+    results: list[TaskResult]
+
+
+class ResultsResponse(TypedDict):
+    accepted: int
+    ignored: int
