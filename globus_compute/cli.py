@@ -1,0 +1,131 @@
+"""``globus-compute-local``: run the embedded Compute service and endpoint from a shell.
+
+::
+
+    globus-compute-local up        service + one endpoint; prints the URL, endpoint id, token file
+    globus-compute-local serve     the service alone
+    globus-compute-local endpoint  an endpoint agent for a running service
+    globus-compute-local token     print a local identity's bearer token (creating it)
+
+``Client(environment="local")`` talks to ``http://localhost:5000`` with the default identity's
+token from the default state dir, which is what ``up`` and ``serve`` use by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from globus_compute import state_dir as layout
+
+DEFAULT_PORT = 5000
+
+
+def _exec_module(module: str, args: list[str]) -> int:
+    """Replace this process with ``python -m module args`` (signals then reach it directly)."""
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])
+    return 0  # not reached
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    args = ["--host", ns.host, "--port", str(ns.port), "--state-dir", str(ns.state_dir)]
+    return _exec_module("globus_compute.service", args)
+
+
+def cmd_token(ns: argparse.Namespace) -> int:
+    from globus_compute.service.store import Store
+
+    store = Store(ns.state_dir)
+    try:
+        print(store.ensure_user(ns.user))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_endpoint(ns: argparse.Namespace) -> int:
+    token = ns.token or layout.read_token_file(layout.token_path(layout.default_state_dir()))
+    if not token:
+        print(
+            "No token given and none found in the default state dir; "
+            "pass --token or run `globus-compute-local token` first.",
+            file=sys.stderr,
+        )
+        return 2
+    args = [
+        "--service-url", ns.service_url, "--token", token, "--name", ns.name,
+        "--workers", str(ns.workers), "--engine", ns.engine,
+    ]  # fmt: skip
+    return _exec_module("globus_compute.endpoint", args)
+
+
+def cmd_up(ns: argparse.Namespace) -> int:
+    from globus_compute.local import LocalCompute
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    local = LocalCompute(
+        workers=ns.workers, engine=ns.engine, state_dir=ns.state_dir, port=ns.port
+    )
+    with local:
+        assert local.state_dir is not None
+        print(f"service:  {local.base_url}")
+        print(f"endpoint: {local.endpoint_id}")
+        print(f"token:    {layout.token_path(local.state_dir)}")
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stop.wait(1.0):
+            for child in (local.service, local.endpoint):
+                if child is not None and not child.is_running():
+                    print(f"the {child.name} exited; see {child.log_path}", file=sys.stderr)
+                    return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="globus-compute-local",
+        description="Run the embedded Globus Compute service and endpoint on this machine.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    default_dir = layout.default_state_dir()
+
+    serve = sub.add_parser("serve", help="run the Compute service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--state-dir", default=default_dir)
+    serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="print a bearer token, creating the identity")
+    token.add_argument("--state-dir", default=default_dir)
+    token.add_argument("--user", default=layout.DEFAULT_USER)
+    token.set_defaults(func=cmd_token)
+
+    endpoint = sub.add_parser("endpoint", help="run an endpoint agent (prints its id first)")
+    endpoint.add_argument("--service-url", default=f"http://localhost:{DEFAULT_PORT}")
+    endpoint.add_argument("--token", default=None)
+    endpoint.add_argument("--name", default="default")
+    endpoint.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    endpoint.add_argument("--engine", choices=["process", "thread", "parsl"], default="process")
+    endpoint.set_defaults(func=cmd_endpoint)
+
+    up = sub.add_parser("up", help="run the service and one endpoint")
+    up.add_argument("--port", type=int, default=DEFAULT_PORT)
+    up.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    up.add_argument("--engine", choices=["process", "thread", "parsl"], default="process")
+    up.add_argument("--state-dir", default=default_dir)
+    up.set_defaults(func=cmd_up)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    return int(ns.func(ns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

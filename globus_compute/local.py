@@ -1,0 +1,285 @@
+"""The embedded stack: a Compute service and one endpoint agent on this machine.
+
+``LocalCompute`` is for scripts, notebooks and tests that want the real thing without an account
+or a network: a real web service (uvicorn, SQLite) on a free loopback port and a real endpoint
+agent with worker processes, each in its own process, exactly as they would run apart::
+
+    with LocalCompute(workers=2) as local:
+        with local.executor() as ex:
+            print(ex.submit(pow, 2, 10).result())
+
+It is the only module that knows both sides: it starts them as subprocesses through their
+command-line entry points (``python -m globus_compute.service`` and
+``python -m globus_compute.endpoint``) and talks to them over HTTP only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from globus_compute import state_dir as layout
+
+if TYPE_CHECKING:
+    from globus_compute.client import Client
+    from globus_compute.executor import Executor
+
+log = logging.getLogger(__name__)
+
+#: How long a child may take to say it is ready (a cold start imports FastAPI, dill, ...).
+STARTUP_TIMEOUT_S = 60.0
+#: How long a child may take to exit after SIGTERM before it is killed.
+STOP_TIMEOUT_S = 15.0
+
+
+class LocalComputeError(RuntimeError):
+    """The embedded service or endpoint could not be started."""
+
+
+class ChildProcess:
+    """One child of the embedded stack, whose first stdout line is its handshake.
+
+    The rest of its stdout and all of its stderr go to a log file in the state dir, so a
+    chatty child can never block on a full pipe.
+    """
+
+    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log_file: IO[str] | None = None
+        self.process: subprocess.Popen[str] | None = None
+        self._drainer: threading.Thread | None = None
+
+    def start(self, timeout: float = STARTUP_TIMEOUT_S) -> str:
+        """Start the child and return its first line of stdout."""
+        self._log_file = open(self.log_path, "a")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            text=True,
+            env=env,
+            start_new_session=True,  # a Ctrl-C in the user's terminal reaches us, not them
+        )
+        line = self._read_first_line(timeout)
+        # Keep draining stdout into the log so the child never blocks writing to it; the
+        # thread ends when the child exits (end of file) and stop() joins it.
+        self._drainer = threading.Thread(target=self._drain_stdout, name=f"{self.name}-stdout")
+        self._drainer.start()
+        return line
+
+    def _read_first_line(self, timeout: float) -> str:
+        assert self.process is not None and self.process.stdout is not None
+        result: list[str] = []
+        reader = threading.Thread(
+            target=lambda: result.append(self.process.stdout.readline()),  # type: ignore[union-attr]
+            name=f"{self.name}-handshake",
+        )
+        reader.start()
+        reader.join(timeout)
+        line = result[0].strip() if result else ""
+        if not line:
+            self.stop()  # the child's end of file also ends the reader
+            reader.join(STOP_TIMEOUT_S)
+            raise LocalComputeError(
+                f"the {self.name} did not start within {timeout:.0f} s "
+                f"(exit code {self.process.returncode}); its log follows:\n{self.log_tail()}"
+            )
+        return line
+
+    def _drain_stdout(self) -> None:
+        process = self.process
+        if process is None or process.stdout is None:
+            return
+        for line in process.stdout:
+            if self._log_file is not None:
+                self._log_file.write(line)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the child (for fault tests: no chance to clean up)."""
+        if self.is_running():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self.stop()  # reap the drainer and close the log
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Ask the child to exit (SIGTERM); kill it if it does not in ``timeout`` seconds."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not exit after SIGTERM; killing it", self.name)
+                process.kill()
+                process.wait()
+        if self._drainer is not None:
+            self._drainer.join(STOP_TIMEOUT_S)
+            self._drainer = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+class LocalCompute:
+    """A Compute service and one endpoint agent on this machine, as a context manager.
+
+    Args:
+        workers: Worker processes (or threads) of the endpoint.
+        engine: The endpoint's engine: ``"process"`` (default) or ``"thread"``.
+        state_dir: Where the database, token files and logs live. None: a temporary dir,
+            removed on exit. A given dir is kept, so a later ``LocalCompute`` resumes it.
+        endpoint_name: The endpoint's name (same name and owner keep the endpoint id).
+        lease_s: Task lease of the service (how soon a dead agent's tasks are re-queued or
+            failed); None keeps the service default.
+        max_retries_on_system_failure: How often the endpoint re-runs a task whose worker or
+            agent died before failing it (the reference endpoint's setting; default 0).
+        port: The service port; 0 picks a free one.
+    """
+
+    def __init__(
+        self,
+        workers: int = 2,
+        engine: str = "process",
+        state_dir: str | os.PathLike[str] | None = None,
+        *,
+        endpoint_name: str = "local",
+        lease_s: float | None = None,
+        max_retries_on_system_failure: int = 0,
+        port: int = 0,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.engine = engine
+        self.endpoint_name = endpoint_name
+        self.lease_s = lease_s
+        self.max_retries_on_system_failure = max_retries_on_system_failure
+        self._owns_state_dir = state_dir is None
+        self._given_state_dir = state_dir
+        self._port = port
+        self.state_dir: Path | None = None
+        self.base_url: str | None = None
+        self.token: str | None = None
+        self.endpoint_id: str | None = None
+        self.service: ChildProcess | None = None
+        self.endpoint: ChildProcess | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> LocalCompute:
+        """Start the service, then the endpoint; idempotent while running."""
+        if self.service is not None:
+            return self
+        if self._given_state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="globus-compute-local-"))
+        else:
+            self.state_dir = Path(self._given_state_dir)
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_service()
+            self.start_endpoint()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_service(self) -> None:
+        """(Re)start the service on the same state dir and, once known, the same port."""
+        assert self.state_dir is not None
+        argv = [
+            sys.executable, "-m", "globus_compute.service",
+            "--host", "127.0.0.1",
+            "--port", str(self._port),
+            "--state-dir", str(self.state_dir),
+        ]  # fmt: skip
+        if self.lease_s is not None:
+            argv += ["--lease-s", str(self.lease_s)]
+        self.service = ChildProcess("service", argv, self.state_dir / "service.log")
+        ready = self.service.start()
+        if not ready.startswith("READY "):
+            raise LocalComputeError(f"unexpected service handshake: {ready!r}")
+        self.base_url = ready.split(" ", 1)[1]
+        self._port = int(self.base_url.rsplit(":", 1)[1])
+        self.token = layout.read_token_file(layout.token_path(self.state_dir))
+        if not self.token:
+            raise LocalComputeError(f"the service wrote no token under {self.state_dir}")
+
+    def start_endpoint(self) -> None:
+        """(Re)start the endpoint agent under the same name (so with the same endpoint id)."""
+        assert self.state_dir is not None and self.base_url and self.token
+        argv = [
+            sys.executable, "-m", "globus_compute.endpoint",
+            "--service-url", self.base_url,
+            "--token", self.token,
+            "--name", self.endpoint_name,
+            "--workers", str(self.workers),
+            "--engine", self.engine,
+            "--max-retries-on-system-failure", str(self.max_retries_on_system_failure),
+        ]  # fmt: skip
+        self.endpoint = ChildProcess("endpoint", argv, self.state_dir / "endpoint.log")
+        self.endpoint_id = self.endpoint.start()
+
+    def stop(self) -> None:
+        """Stop the endpoint, then the service; remove a temporary state dir."""
+        for child in (self.endpoint, self.service):
+            if child is not None:
+                child.stop()
+        self.endpoint = self.service = None
+        if self._owns_state_dir and self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalCompute:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- handles ----------------------------------------------------------------------------
+
+    def client(self, **kwargs: Any) -> Client:
+        """A ``Client`` for this service, authenticated as the default local user."""
+        import globus_sdk
+
+        from globus_compute.client import Client
+
+        if self.base_url is None:
+            raise RuntimeError("LocalCompute is not running; use it as a context manager")
+        authorizer = globus_sdk.AccessTokenAuthorizer(self.token)
+        return Client(base_url=self.base_url, authorizer=authorizer, **kwargs)
+
+    def executor(self, **kwargs: Any) -> Executor:
+        """An ``Executor`` bound to this endpoint (keyword arguments go to the Executor)."""
+        from globus_compute.executor import Executor
+
+        kwargs.setdefault("endpoint_id", self.endpoint_id)
+        kwargs.setdefault("client", self.client())
+        return Executor(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"LocalCompute(base_url={self.base_url!r}, endpoint_id={self.endpoint_id!r})"
