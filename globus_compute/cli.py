@@ -69,9 +69,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    local = LocalCompute(
-        workers=ns.workers, engine=ns.engine, state_dir=ns.state_dir, port=ns.port
-    )
+    local = LocalCompute(workers=ns.workers, engine=ns.engine, state_dir=ns.state_dir, port=ns.port)
     with local:
         assert local.state_dir is not None
         print(f"service:  {local.base_url}")

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -160,6 +161,8 @@ class LocalCompute:
         max_retries_on_system_failure: How often the endpoint re-runs a task whose worker or
             agent died before failing it (the reference endpoint's setting; default 0).
         port: The service port; 0 picks a free one.
+        service_args: Extra command-line options for the service (e.g. ``["--retention-s",
+            "60"]``).
     """
 
     def __init__(
@@ -172,6 +175,7 @@ class LocalCompute:
         lease_s: float | None = None,
         max_retries_on_system_failure: int = 0,
         port: int = 0,
+        service_args: Sequence[str] = (),
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -183,6 +187,7 @@ class LocalCompute:
         self._owns_state_dir = state_dir is None
         self._given_state_dir = state_dir
         self._port = port
+        self.service_args = list(service_args)
         self.state_dir: Path | None = None
         self.base_url: str | None = None
         self.token: str | None = None
@@ -220,6 +225,7 @@ class LocalCompute:
         ]  # fmt: skip
         if self.lease_s is not None:
             argv += ["--lease-s", str(self.lease_s)]
+        argv += self.service_args
         self.service = ChildProcess("service", argv, self.state_dir / "service.log")
         ready = self.service.start()
         if not ready.startswith("READY "):

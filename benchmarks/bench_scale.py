@@ -1,0 +1,79 @@
+"""Scale: 100,000 tasks through Executor.map: linear cost, client memory, service database size."""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from pathlib import Path
+
+from benchmarks.harness import Figure, Report, timed
+from benchmarks.tasks import noop
+
+SMALL, LARGE = 10_000, 100_000
+
+
+def _map_time(local: object, n: int) -> float:
+    with local.executor() as ex:  # type: ignore[attr-defined]
+        ex.submit(noop).result()  # registration outside the timing
+        return timed(lambda: sum(1 for _ in ex.map(noop, range(n))))
+
+
+def _bytes_per_future(local: object, n: int) -> float:
+    """Client memory held per in-flight future, right after ``n`` submits (tracemalloc)."""
+    with local.executor() as ex:  # type: ignore[attr-defined]
+        ex.submit(noop).result()
+        gc.collect()
+        tracemalloc.start()
+        base, _ = tracemalloc.get_traced_memory()
+        futures = [ex.submit(noop, i) for i in range(n)]
+        current, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        for f in futures:
+            f.result()
+    return (current - base) / n
+
+
+def _database_bytes(state_dir: Path) -> int:
+    return sum(p.stat().st_size for p in state_dir.glob("compute.db*"))
+
+
+def run(report: Report, local: object) -> None:
+    t_small = _map_time(local, SMALL)
+    t_large = _map_time(local, LARGE)
+    growth = Figure(
+        name=f"time({LARGE:,}) / time({SMALL:,}) via map",
+        unit="x",
+        ours=t_large / t_small,
+        higher_is_better=False,
+        target="<= 11",
+        spread=f"{SMALL:,}: {t_small:.2f} s, {LARGE:,}: {t_large:.2f} s",
+    )
+    growth.met = growth.ours <= 11
+    report.add(growth)
+
+    per_future = Figure(
+        name="client memory per in-flight future",
+        unit="bytes",
+        ours=_bytes_per_future(local, LARGE),
+        higher_is_better=False,
+        target="<= 2048",
+        spread=f"n={LARGE:,}, tracemalloc",
+    )
+    per_future.met = per_future.ours <= 2048
+    report.add(per_future)
+
+    state_dir = local.state_dir  # type: ignore[attr-defined]
+    purge = getattr(local, "purge", None)
+    if callable(purge):
+        purge()
+    start = time.perf_counter()
+    report.add(
+        Figure(
+            name="service database after results retrieved and purged",
+            unit="bytes",
+            ours=float(_database_bytes(state_dir)),
+            higher_is_better=False,
+            notes=f"after {2 * (SMALL + LARGE):,} tasks; purge took {time.perf_counter() - start:.2f} s",
+        )
+    )
