@@ -57,7 +57,7 @@ class Report:
                 (f.name, f"{_fmt(f.ours)} {f.unit}", ref, ratio, f.target or "-", met, f.spread)
             )
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
-        lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+        lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         lines.insert(1, "-+-".join("-" * w for w in widths))
         return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""Functions the benchmarks run, importable by every worker (pool processes and endpoint workers)."""
+"""Functions the benchmarks run, importable by every worker (pool and endpoint processes)."""
 
 from __future__ import annotations
 
