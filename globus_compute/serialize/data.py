@@ -1,0 +1,132 @@
+"""Data strategies: ``00`` (dill, base64; the default) and ``11`` (JSON).
+
+Speed without changing a byte: ``dill.dumps`` runs the pure-Python pickler, which is slow for the
+small argument tuples that dominate task submission. For plain built-in values dill adds no
+reducers of its own, so the C pickler at the same protocol emits the very same bytes (the unit
+tests check this against dill and against recorded reference vectors). We take the C path only
+when every object in the value has an *exact* built-in type; anything else (subclasses, complex,
+user classes, shared or cyclic references) goes through dill as the reference does.
+
+Reading ``00`` first tries the C unpickler: dill payloads name their reducers as ordinary
+importable globals (``dill._dill._create_type`` ...), so ``pickle.loads`` rebuilds the same
+objects. The few things only dill's unpickler resolves (``__builtin__.__main__``, legacy module
+names) make ``pickle.loads`` raise, and we then use dill; objects whose class lives in
+``__main__`` are also left to dill, because dill rebinds them to the live ``__main__`` class.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import pickle
+from collections.abc import Iterable
+from itertools import chain
+from typing import Any
+
+import dill
+
+from globus_compute.serialize.base import SerializationStrategy
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DillDataBase64", "JSONData", "dill_dumps", "is_plain_data"]
+
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+_CONTAINERS = frozenset({tuple, list, dict, set})
+
+
+def is_plain_data(obj: Any) -> bool:
+    """True if ``obj`` is built only from exact built-in scalars and containers, without sharing.
+
+    A container reached twice (a shared sub-list, or a cycle) makes the answer False: the
+    pickle memo then matters, and we would rather let dill decide than reason about it. A dict
+    with a ``"__name__"`` key is also refused, since dill pickles module namespaces specially.
+    """
+    kind = type(obj)
+    if kind in _SCALARS:
+        return True
+    if kind not in _CONTAINERS:
+        return False
+    seen: set[int] = set()
+    stack: list[Any] = [obj]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            return False
+        seen.add(id(current))
+        if type(current) is dict:
+            if "__name__" in current:
+                return False
+            items: Iterable[Any] = chain(current, current.values())
+        else:
+            items = current
+        for item in items:
+            kind = type(item)
+            if kind in _SCALARS:
+                continue
+            if kind not in _CONTAINERS:
+                return False
+            stack.append(item)
+    return True
+
+
+def dill_dumps(obj: Any) -> bytes:
+    """``dill.dumps(obj)``, taking the byte-identical C pickler path for plain data."""
+    if is_plain_data(obj):
+        return pickle.dumps(obj, protocol=dill.settings["protocol"])
+    return dill.dumps(obj)
+
+
+def dill_loads(raw: bytes) -> Any:
+    """``dill.loads(raw)``, trying the C unpickler first where the result is the same."""
+    try:
+        obj = pickle.loads(raw)
+    except Exception:
+        return dill.loads(raw)
+    if type(obj).__module__ == "__main__":
+        return dill.loads(raw)
+    return obj
+
+
+def b64encode_mime(raw: bytes) -> str:
+    """Base64 with a newline every 76 characters and at the end, as the reference writes it."""
+    return base64.encodebytes(raw).decode("ascii")
+
+
+def b64decode_mime(text: str) -> bytes:
+    """Inverse of :func:`b64encode_mime`; newlines are ignored."""
+    return base64.decodebytes(text.encode())
+
+
+class DillDataBase64(SerializationStrategy):
+    """The default data strategy: ``dill.dumps`` of the value, MIME base64 encoded.
+
+    Any picklable value works; the endpoint needs importable definitions for classes pickled
+    by reference.
+    """
+
+    identifier = "00\n"
+    for_code = False
+
+    def serialize(self, data: Any) -> str:
+        return "00\n" + b64encode_mime(dill_dumps(data))
+
+    def deserialize(self, payload: str) -> Any:
+        return dill_loads(b64decode_mime(self.chomp(payload)))
+
+
+class JSONData(SerializationStrategy):
+    """``json.dumps`` with default settings: portable across Python versions, JSON types only.
+
+    Tuples come back as lists; sets, bytes and other non-JSON values fail to serialize.
+    """
+
+    identifier = "11\n"
+    for_code = False
+
+    def serialize(self, data: Any) -> str:
+        return "11\n" + json.dumps(data)
+
+    def deserialize(self, payload: str) -> Any:
+        return json.loads(self.chomp(payload))
