@@ -1,0 +1,164 @@
+"""What a worker does with one claimed task: unpack, run, serialize, report.
+
+Everything here runs inside a worker (a process of the process engine, or a thread of the
+thread engine) and never raises: every outcome, including a malformed task buffer, becomes an
+:class:`~globus_compute.agent_protocol.TaskResult` for that task alone, so one bad task cannot
+take a worker down with it.
+
+The result formats are the reference endpoint's (wire-spec sections 4.2 and 11): a successful
+result is one serialized value, a failure is traceback text, an oversized result fails with the
+``repr`` of :class:`~globus_compute.errors.MaxResultSizeExceeded`.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import dill
+
+from globus_compute.agent_protocol import ClaimedTask, TaskResult
+from globus_compute.errors import MaxResultSizeExceeded
+from globus_compute.serialize import ComputeSerializer
+from globus_compute.version import REFERENCE_SDK_VERSION
+
+#: The reference endpoint's limit on one serialized result, in characters.
+RESULT_SIZE_LIMIT = 10 * 1024 * 1024
+
+#: Deserialized functions kept per worker. Tasks usually reuse a handful of functions; the bound
+#: only stops a stream of distinct functions from growing a worker without limit.
+FUNCTION_CACHE_SIZE = 256
+
+_THIS_FILE = __file__
+
+
+def _strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
+    """Skip the leading traceback entries that belong to this module.
+
+    The user wants to see their own frames and their exception, not how we called them.
+    """
+    while tb is not None and tb.tb_frame.f_code.co_filename == _THIS_FILE:
+        tb = tb.tb_next
+    return tb
+
+
+def format_user_exception(exc: BaseException) -> str:
+    """Traceback text of an exception raised by user code, without our calling frames."""
+    return "".join(
+        traceback.format_exception(type(exc), exc, _strip_own_frames(exc.__traceback__))
+    )
+
+
+class TaskRunner:
+    """Runs claimed tasks; one instance per worker, so its function cache outlives a task.
+
+    Args:
+        endpoint_id: Reported in every result's ``details``.
+        serializer: Reads task buffers; pass one with ``allowed_deserializer_types`` to enforce an
+            endpoint admin's allow-list. Defaults to a permissive ``ComputeSerializer``.
+    """
+
+    def __init__(self, endpoint_id: str, serializer: ComputeSerializer | None = None) -> None:
+        self.endpoint_id = endpoint_id
+        self.serializer = serializer or ComputeSerializer()
+        # Keyed by the function's serialized buffer: a no-op task must not pay for dill-loading
+        # its function every time, and equal buffers always load to equivalent functions.
+        self._functions: dict[str, Callable[..., Any]] = {}
+        self._static_details = {
+            "os": platform.system(),
+            "python_version": platform.python_version(),
+            "dill_version": dill.__version__,
+            "globus_compute_sdk_version": REFERENCE_SDK_VERSION,
+            "endpoint_id": endpoint_id,
+        }
+
+    def run(self, task: ClaimedTask) -> TaskResult:
+        """Execute one task and describe the outcome; never raises."""
+        start = time.time()
+        task_id = task.get("task_id", "")
+        try:
+            fn, args, kwargs = self._load(task["task_buffer"])
+        except Exception as exc:
+            return self._failed(task_id, _load_failure_text(task_id, exc), start)
+
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            return self._failed(task_id, format_user_exception(exc), start)
+
+        try:
+            serialized = self.serializer.serialize_from_list(
+                result, task.get("result_serializers") or []
+            )
+        except Exception as exc:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            return self._failed(task_id, text, start)
+
+        if len(serialized) > RESULT_SIZE_LIMIT:
+            exc = MaxResultSizeExceeded(len(serialized), RESULT_SIZE_LIMIT)
+            return self._failed(task_id, repr(exc), start)
+
+        end = time.time()
+        return {
+            "task_id": task_id,
+            "status": "success",
+            "result": serialized,
+            "completion_t": str(end),
+            "details": self._details(start, end),
+        }
+
+    def _load(self, task_buffer: str) -> tuple[Callable[..., Any], tuple, dict]:
+        buffers = self.serializer.unpack_buffers(task_buffer)
+        if len(buffers) != 3:
+            raise ValueError(
+                f"expected 3 packed buffers (function, args, kwargs), found {len(buffers)}"
+            )
+        fn_buffer, args_buffer, kwargs_buffer = buffers
+        fn = self._functions.get(fn_buffer)
+        if fn is None:
+            fn = self.serializer.deserialize(fn_buffer)
+            if not callable(fn):
+                raise TypeError(f"the function buffer holds a {type(fn).__name__}, not a function")
+            if len(self._functions) >= FUNCTION_CACHE_SIZE:
+                self._functions.pop(next(iter(self._functions)))
+            self._functions[fn_buffer] = fn
+        args = self.serializer.deserialize(args_buffer)
+        kwargs = self.serializer.deserialize(kwargs_buffer)
+        if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
+            raise TypeError(
+                f"args must be a tuple and kwargs a dict, got {type(args).__name__} and "
+                f"{type(kwargs).__name__}"
+            )
+        return fn, tuple(args), kwargs
+
+    def _failed(self, task_id: str, text: str, start: float) -> TaskResult:
+        end = time.time()
+        return {
+            "task_id": task_id,
+            "status": "failed",
+            "exception": text,
+            "completion_t": str(end),
+            "details": self._details(start, end),
+        }
+
+    def _details(self, start: float, end: float) -> dict:
+        details = dict(self._static_details)
+        details["task_transitions"] = {"execution-start": start, "execution-end": end}
+        return details
+
+
+def _load_failure_text(task_id: str, exc: Exception) -> str:
+    """Why a task could not even be started, as one clear paragraph plus the cause.
+
+    The cause is usually a serialization mismatch (another Python or dill version, a module the
+    endpoint lacks), so the exception text is kept: it names the strategy and the missing piece.
+    """
+    cause = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return (
+        f"Task {task_id} could not be started: its task buffer could not be unpacked and "
+        f"deserialized into (function, args, kwargs).\n{cause}\n"
+    )

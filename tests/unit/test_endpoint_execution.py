@@ -1,0 +1,112 @@
+"""Unit tests of what a worker does with one task (globus_compute.endpoint.execution)."""
+
+from __future__ import annotations
+
+import platform
+
+import dill
+import pytest
+
+from globus_compute.endpoint.execution import RESULT_SIZE_LIMIT, TaskRunner
+from globus_compute.serialize import ComputeSerializer
+
+SER = ComputeSerializer()
+EP_ID = "55555555-5555-5555-5555-555555555555"
+
+
+def make_task(fn, *args, result_serializers=None, **kwargs) -> dict:
+    buffer = SER.pack_buffers([SER.serialize(fn)]) + SER.pack_buffers(
+        [SER.serialize(args), SER.serialize(kwargs)]
+    )
+    return {
+        "task_id": "44444444-4444-4444-4444-444444444444",
+        "function_id": "f",
+        "task_buffer": buffer,
+        "result_serializers": result_serializers,
+        "resource_specification": None,
+        "user_endpoint_config": None,
+        "attempt": 1,
+    }
+
+
+def double(x):
+    return x * 2
+
+
+def explode():
+    raise ValueError("boom")
+
+
+def big_result():
+    return "x" * (RESULT_SIZE_LIMIT + 10)
+
+
+def test_success_returns_serialized_result_and_details():
+    result = TaskRunner(EP_ID).run(make_task(double, 3))
+    assert result["status"] == "success"
+    assert SER.deserialize(result["result"]) == 6
+    assert float(result["completion_t"]) > 0 and isinstance(result["completion_t"], str)
+    details = result["details"]
+    assert details["endpoint_id"] == EP_ID
+    assert details["python_version"] == platform.python_version()
+    assert details["dill_version"] == dill.__version__
+    assert details["globus_compute_sdk_version"] == "4.19.0"
+    assert details["os"] == platform.system()
+    transitions = details["task_transitions"]
+    assert transitions["execution-start"] <= transitions["execution-end"]
+
+
+def test_kwargs_reach_the_function():
+    result = TaskRunner(EP_ID).run(make_task(lambda a, b=0: a - b, 10, b=4))
+    assert SER.deserialize(result["result"]) == 6
+
+
+def test_exception_becomes_traceback_text_with_user_frames_only():
+    result = TaskRunner(EP_ID).run(make_task(explode))
+    assert result["status"] == "failed"
+    text = result["exception"]
+    assert text.startswith("Traceback (most recent call last):")
+    assert "ValueError: boom" in text
+    assert "in explode" in text
+    assert "endpoint/execution.py" not in text
+
+
+def test_result_over_limit_fails_with_max_result_size_exceeded():
+    result = TaskRunner(EP_ID).run(make_task(big_result))
+    assert result["status"] == "failed"
+    assert result["exception"].startswith("MaxResultSizeExceeded(")
+    assert f", {RESULT_SIZE_LIMIT})" in result["exception"]
+
+
+def test_result_serializers_json_reference_path():
+    path = "globus_compute_sdk.serialize.concretes.JSONData"
+    result = TaskRunner(EP_ID).run(make_task(double, 3, result_serializers=[path]))
+    assert result["result"] == "11\n6"
+
+
+@pytest.mark.parametrize(
+    "buffer",
+    ["", "not a packed buffer", "3\nabc", "5\n00\nxx" + "1\nx" + "1\ny"],
+)
+def test_malformed_buffer_fails_only_its_task_with_clear_message(buffer):
+    task = make_task(double, 1)
+    task["task_buffer"] = buffer
+    result = TaskRunner(EP_ID).run(task)
+    assert result["status"] == "failed"
+    assert "could not be unpacked and deserialized" in result["exception"]
+    assert task["task_id"] in result["exception"]
+
+
+def test_function_is_deserialized_once_per_worker(monkeypatch):
+    runner = TaskRunner(EP_ID)
+    calls = []
+    original = runner.serializer.deserialize
+
+    def counting(payload):
+        calls.append(payload[:2])
+        return original(payload)
+
+    monkeypatch.setattr(runner.serializer, "deserialize", counting)
+    for i in range(5):
+        assert SER.deserialize(runner.run(make_task(double, i))["result"]) == 2 * i
+    assert calls.count("01") == 1
