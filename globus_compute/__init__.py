@@ -8,8 +8,37 @@ from __future__ import annotations
 import logging
 
 from globus_compute import errors
+from globus_compute.batch import Batch
+from globus_compute.serialize import (
+    AllCodeStrategies,
+    AllDataStrategies,
+    CombinedCode,
+    ComputeSerializer,
+    DillCode,
+    DillCodeSource,
+    DillCodeTextInspect,
+    DillDataBase64,
+    JSONData,
+    PureSourceDill,
+    PureSourceTextInspect,
+)
 from globus_compute.version import __version__
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["__version__", "errors"]
+__all__ = [
+    "__version__",
+    "errors",
+    "Batch",
+    "ComputeSerializer",
+    "AllCodeStrategies",
+    "AllDataStrategies",
+    "CombinedCode",
+    "DillCode",
+    "DillCodeSource",
+    "DillCodeTextInspect",
+    "DillDataBase64",
+    "JSONData",
+    "PureSourceDill",
+    "PureSourceTextInspect",
+]
