@@ -1,0 +1,134 @@
+"""The contract between the endpoint agent and whatever runs its tasks.
+
+An engine receives batches of claimed tasks and hands back batches of results. The agent never
+knows whether tasks run in threads, in local worker processes or on a cluster, so adding an
+engine (for example one built on Parsl) means implementing :class:`Engine` and registering it in
+:data:`globus_compute.endpoint.engines.ENGINES`; nothing else changes.
+
+Rules every engine keeps:
+
+- ``submit`` never blocks on task execution and never raises for a bad task; each task ends in
+  exactly one :class:`~globus_compute.agent_protocol.TaskResult` delivered through
+  ``EngineContext.result_sink`` (a failed one if anything went wrong with it).
+- Results are delivered in batches (lists), from a thread the engine owns. The sink is cheap and
+  thread-safe; it may be called from any engine thread.
+- A task whose executor died (worker process, node, pilot job) is re-run while its attempts stay
+  within ``1 + max_retries_on_system_failure`` (counting the service's ``attempt`` number), and
+  otherwise fails with ``WorkerLost`` text (see :func:`lost_task_text`).
+- ``shutdown`` is idempotent and joins every thread and process the engine started. Tasks still
+  running are abandoned; their leases expire at the service, which re-queues or fails them.
+"""
+
+from __future__ import annotations
+
+import abc
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from globus_compute.agent_protocol import ClaimedTask, TaskResult, WorkerStatus
+from globus_compute.errors import WorkerLost
+
+#: How results leave an engine: one call per batch.
+ResultSink = Callable[[list[TaskResult]], None]
+
+_ENGINE_FAILURE_TOP = "+" * 68
+_ENGINE_FAILURE_BOTTOM = "-" * 68
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """What an engine learns from the agent when it starts.
+
+    Attributes:
+        endpoint_id: The registered endpoint, reported in every result's ``details``.
+        result_sink: Called with each batch of finished results.
+        max_retries_on_system_failure: Extra runs allowed for a task lost with its worker (the
+            reference endpoint's setting name); 0 fails it on the first loss.
+    """
+
+    endpoint_id: str
+    result_sink: ResultSink
+    max_retries_on_system_failure: int = 0
+
+
+class Engine(abc.ABC):
+    """Runs claimed tasks somewhere and reports their results in batches.
+
+    Lifecycle: construct (configuration only; no threads or processes) -> ``start(context)``
+    once -> any number of ``submit``/``status`` calls from any thread -> ``shutdown()``.
+    """
+
+    #: The name the agent's ``--engine`` option selects this engine by.
+    name: str = ""
+
+    @abc.abstractmethod
+    def start(self, context: EngineContext) -> None:
+        """Start workers and result delivery.
+
+        Raises:
+            RuntimeError: If called twice or after ``shutdown``.
+        """
+
+    @abc.abstractmethod
+    def submit(self, tasks: list[ClaimedTask]) -> None:
+        """Queue tasks for execution and return at once.
+
+        Raises:
+            RuntimeError: If the engine is not running.
+        """
+
+    @abc.abstractmethod
+    def status(self) -> WorkerStatus:
+        """A snapshot of workers and queued tasks, as sent in heartbeats.
+
+        ``outstanding_tasks`` counts every submitted task whose result has not yet been passed
+        to the sink; the agent uses it to decide how much more work to claim.
+        """
+
+    @abc.abstractmethod
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop workers and threads, waiting up to about ``timeout`` seconds; idempotent."""
+
+
+def lost_task_text(failures: list[str]) -> str:
+    """The failure text of a task whose worker died on every allowed attempt.
+
+    Engine-level failures are framed by a line of 68 ``+`` and one of 68 ``-``, one block per
+    attempt, as the reference endpoint reports them, so users can tell them apart from their own
+    tracebacks.
+    """
+    blocks = []
+    for number, reason in enumerate(failures, start=1):
+        label = "final attempt" if number == len(failures) and number > 1 else str(number)
+        header = f"Traceback from attempt: {label}\n" if len(failures) > 1 else ""
+        blocks.append(f"{_ENGINE_FAILURE_TOP}\n{header}{reason}\n{_ENGINE_FAILURE_BOTTOM}\n")
+    return "".join(blocks)
+
+
+def worker_lost_reason(task_id: str, worker: str, exitcode: int | None) -> str:
+    """``repr`` of the WorkerLost raised for a task whose worker process died under it."""
+    if exitcode is None:
+        how = "with an unknown exit status"
+    elif exitcode < 0:
+        how = f"from signal {_signal_name(-exitcode)}"
+    else:
+        how = f"with exit code {exitcode}"
+    return repr(WorkerLost(f"{worker} died {how} while running task {task_id}"))
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return f"{signal.Signals(signum).name} ({signum})"
+    except ValueError:
+        return str(signum)
+
+
+def attempts_allowed(task: ClaimedTask, max_retries_on_system_failure: int) -> int:
+    """How many more times this engine may run ``task`` in total, counting the current run.
+
+    The service's ``attempt`` counts runs lost with a whole endpoint; together with local
+    worker losses they share one budget of ``1 + max_retries_on_system_failure`` runs.
+    """
+    used_before = max(0, int(task.get("attempt", 1) or 1) - 1)
+    return max(1, 1 + max_retries_on_system_failure - used_before)

@@ -1,0 +1,193 @@
+"""Engines run batches of claimed tasks and report each task's result exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from globus_compute.endpoint.engines import EngineContext, ProcessEngine, ThreadEngine
+from globus_compute.serialize import ComputeSerializer
+
+SER = ComputeSerializer()
+EP_ID = "55555555-5555-5555-5555-555555555555"
+
+
+def _functions():
+    """Task functions built in a local scope so dill ships them by value to any worker."""
+
+    def square(x):
+        return x * x
+
+    def exit_hard(code):
+        import os
+
+        os._exit(code)
+
+    def segfault():
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    def exit_unless_marker(path):
+        import os
+
+        if not os.path.exists(path):
+            open(path, "w").close()
+            os._exit(7)
+        return "second try"
+
+    return square, exit_hard, segfault, exit_unless_marker
+
+
+square, exit_hard, segfault, exit_unless_marker = _functions()
+
+
+def make_task(task_id: str, fn, *args, attempt: int = 1) -> dict:
+    buffer = SER.pack_buffers([SER.serialize(fn)]) + SER.pack_buffers(
+        [SER.serialize(args), SER.serialize({})]
+    )
+    return {
+        "task_id": task_id,
+        "function_id": "f",
+        "task_buffer": buffer,
+        "result_serializers": None,
+        "resource_specification": None,
+        "user_endpoint_config": None,
+        "attempt": attempt,
+    }
+
+
+class Collector:
+    """A result sink that lets a test wait for a number of results with a deadline."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, dict] = {}
+        self.batches = 0
+        self.duplicates = 0
+        self._changed = threading.Condition()
+
+    def __call__(self, batch: list[dict]) -> None:
+        with self._changed:
+            self.batches += 1
+            for result in batch:
+                if result["task_id"] in self.results:
+                    self.duplicates += 1
+                self.results[result["task_id"]] = result
+            self._changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 60.0) -> dict[str, dict]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.results) < count:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"only {len(self.results)} of {count} results arrived"
+                self._changed.wait(remaining)
+            return dict(self.results)
+
+
+@pytest.fixture(params=["process", "thread"])
+def engine_name(request):
+    return request.param
+
+
+def start_engine(name: str, workers: int = 2, retries: int = 0):
+    engine = ProcessEngine(workers) if name == "process" else ThreadEngine(workers)
+    sink = Collector()
+    engine.start(EngineContext(EP_ID, sink, max_retries_on_system_failure=retries))
+    return engine, sink
+
+
+def test_thousand_tasks_all_succeed_in_batches(engine_name):
+    engine, sink = start_engine(engine_name)
+    try:
+        tasks = [make_task(f"t{i}", square, i) for i in range(1000)]
+        for start in range(0, 1000, 100):
+            engine.submit(tasks[start : start + 100])
+        results = sink.wait_for(1000)
+        assert all(r["status"] == "success" for r in results.values())
+        assert {SER.deserialize(results[f"t{i}"]["result"]) for i in range(1000)} == {
+            i * i for i in range(1000)
+        }
+        assert sink.duplicates == 0
+        assert sink.batches < 1000
+        deadline = time.monotonic() + 10
+        while engine.status()["outstanding_tasks"] and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        status = engine.status()
+        assert status["outstanding_tasks"] == 0 and status["total_workers"] == 2
+    finally:
+        engine.shutdown()
+
+
+@pytest.mark.parametrize("killer", ["exit", "segfault"])
+def test_dying_worker_fails_only_its_task(killer):
+    engine, sink = start_engine("process")
+    try:
+        bad = make_task("bad", exit_hard, 3) if killer == "exit" else make_task("bad", segfault)
+        tasks = [make_task(f"t{i}", square, i) for i in range(50)]
+        engine.submit(tasks[:20] + [bad] + tasks[20:])
+        results = sink.wait_for(51)
+        assert results["bad"]["status"] == "failed"
+        text = results["bad"]["exception"]
+        assert "WorkerLost:" in text and "died" in text
+        assert ("exit code 3" in text) if killer == "exit" else ("SIGSEGV" in text)
+        assert all(results[f"t{i}"]["status"] == "success" for i in range(50))
+        # The replacement worker keeps serving.
+        engine.submit([make_task("after", square, 9)])
+        assert SER.deserialize(sink.wait_for(52)["after"]["result"]) == 81
+        assert engine.status()["total_workers"] == 2
+    finally:
+        engine.shutdown()
+
+
+def test_lost_task_is_retried_per_setting(tmp_path):
+    engine, sink = start_engine("process", retries=1)
+    try:
+        engine.submit([make_task("flaky", exit_unless_marker, str(tmp_path / "m"))])
+        engine.submit([make_task("doomed", exit_hard, 5)])
+        results = sink.wait_for(2)
+        assert results["flaky"]["status"] == "success"
+        assert SER.deserialize(results["flaky"]["result"]) == "second try"
+        doomed = results["doomed"]["exception"]
+        assert doomed.count("WorkerLost:") == 2
+        assert "Traceback from attempt: 1" in doomed and "final attempt" in doomed
+    finally:
+        engine.shutdown()
+
+
+def test_service_attempts_count_against_the_retry_budget():
+    engine, sink = start_engine("process", retries=1)
+    try:
+        engine.submit([make_task("second-run", exit_hard, 4, attempt=2)])
+        text = sink.wait_for(1)["second-run"]["exception"]
+        assert text.count("WorkerLost:") == 1
+    finally:
+        engine.shutdown()
+
+
+def test_submit_after_shutdown_raises(engine_name):
+    engine, _ = start_engine(engine_name, workers=1)
+    engine.shutdown()
+    engine.shutdown()  # idempotent
+    with pytest.raises(RuntimeError):
+        engine.submit([make_task("late", square, 1)])
+
+
+def test_status_reports_workers_and_outstanding(engine_name):
+    engine, sink = start_engine(engine_name, workers=3)
+    try:
+        status = engine.status()
+        assert status == {
+            "total_workers": 3,
+            "idle_workers": 3,
+            "pending_tasks": 0,
+            "outstanding_tasks": 0,
+            "managers": 1,
+        }
+        engine.submit([make_task("one", square, 2)])
+        sink.wait_for(1)
+    finally:
+        engine.shutdown()
