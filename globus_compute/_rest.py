@@ -1,0 +1,182 @@
+"""The REST layer under ``Client``: globus-sdk's Compute clients, and the bodies we send them.
+
+Retries live in globus-sdk's transport (``RetryConfig``): connection errors, 429 (honouring
+``Retry-After``), 502, 503 and 504, up to 5 times with jittered exponential backoff capped at
+10 s. A 500 is not retried: from a Compute service it means a bug, and a retried submit could
+run its tasks twice. 4xx answers are never retried, except globus-sdk's single retry of a 401
+after a token refresh, which only authorizers that can refresh take.
+
+Request bodies keep the reference SDK's key order and presence rules, so the bytes on the wire
+match what ``globus-compute-sdk`` sends (``meta.sdk_version`` is the reference version).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import platform
+import re
+import uuid
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import globus_sdk
+from globus_sdk.transport import RetryConfig
+
+from globus_compute import auth
+from globus_compute.errors import VersionMismatch
+from globus_compute.version import REFERENCE_SDK_VERSION, __version__
+
+log = logging.getLogger(__name__)
+
+#: Appended by globus-sdk to its own ``globus-sdk-py-<v>`` segment. The service splits the
+#: User-Agent on ``/`` and reads the ``globus-compute-sdk-<v>`` segment as the SDK version.
+USER_AGENT = f"globus-compute-{__version__}/globus-compute-sdk-{REFERENCE_SDK_VERSION}"
+
+#: Statuses retried by the transport (globus-sdk's defaults, less 500; see the module doc).
+TRANSIENT_STATUS_CODES = (429, 502, 503, 504)
+
+UuidLike = uuid.UUID | str
+
+
+def uuid_str(value: UuidLike, name: str) -> str:
+    """Canonical lowercase form of a UUID; a clear ValueError, before any request, otherwise."""
+    try:
+        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+    except ValueError:
+        raise ValueError(f"{name}: badly formed UUID {value!r}") from None
+
+
+def retry_config() -> RetryConfig:
+    """A fresh config per globus-sdk client: each registers its own checks on it."""
+    return RetryConfig(transient_error_status_codes=TRANSIENT_STATUS_CODES)
+
+
+class ComputeWebClient:
+    """globus-sdk's v2 and v3 Compute clients, sharing URL, credentials and user agent."""
+
+    def __init__(
+        self,
+        base_url: str,
+        app: globus_sdk.GlobusApp | None,
+        authorizer: globus_sdk.authorizers.GlobusAuthorizer | None,
+    ) -> None:
+        creds: dict[str, Any] = (
+            {"app": app, "app_scopes": auth.compute_scopes()} if app else {"authorizer": authorizer}
+        )
+        common = {"base_url": base_url, "app_name": USER_AGENT, **creds}
+        self.v2 = globus_sdk.ComputeClientV2(retry_config=retry_config(), **common)
+        self.v3 = globus_sdk.ComputeClientV3(retry_config=retry_config(), **common)
+
+    def close(self) -> None:
+        self.v2.close()
+        self.v3.close()
+
+
+def _release(version: str) -> tuple[tuple[int, ...], bool] | None:
+    """``(release numbers padded to 3, is a dev build)``, or None if unreadable."""
+    match = re.match(r"\s*v?(\d+(?:\.\d+)*)(.*)", str(version))
+    if not match:
+        return None
+    release = tuple(int(part) for part in match.group(1).split("."))
+    return release + (0,) * (3 - len(release)), "dev" in match.group(2)
+
+
+def require_version(current: str, minimum: str | None, package: str) -> None:
+    """Raise VersionMismatch if ``current`` is older than the service's ``minimum``.
+
+    Development builds are never blocked, nor is a release whose minimum is a dev build of that
+    same release (the reference SDK's rules). An unreadable version skips the check: refusing
+    to work over a version string the service made up would help no one.
+    """
+    have, need = _release(current), _release(minimum) if minimum else None
+    if have is None or need is None:
+        log.debug("Skipping the %s version check (%r vs %r)", package, current, minimum)
+        return
+    if have[1] or (need[1] and need[0] == have[0]) or have[0] >= need[0]:
+        return
+    raise VersionMismatch(
+        f"Your version={current} is lower than the minimum version for {package}: {minimum}. "
+        f" Please update. pip install {package}>={minimum}"
+    )
+
+
+def warn_ha(data: Any) -> None:
+    """Show a high-assurance notice from the service as a UserWarning."""
+    if isinstance(data, dict) and data.get("ha_warning"):
+        warnings.warn(str(data["ha_warning"]), UserWarning, stacklevel=3)
+
+
+def function_meta(**extra: str) -> dict[str, str]:
+    """The registration ``meta``: our Python, the reference SDK version, falsy entries dropped."""
+    meta = {"python_version": platform.python_version(), "sdk_version": REFERENCE_SDK_VERSION}
+    return {k: v for k, v in {**meta, **extra}.items() if v}
+
+
+def docstring(function: Callable[..., Any]) -> str | None:
+    return inspect.getdoc(function)
+
+
+def function_registration(
+    name: str,
+    code: str,
+    *,
+    serialized: bool,
+    meta: dict[str, Any],
+    description: str | None = None,
+    public: bool = False,
+    group: UuidLike | None = None,
+    ha_endpoint_id: UuidLike | None = None,
+) -> dict[str, Any]:
+    """The ``POST /v3/functions`` body.
+
+    Raises:
+        ValueError: ``ha_endpoint_id`` with ``public`` or ``group`` (HA functions are never
+            shared), or a malformed UUID.
+    """
+    if ha_endpoint_id and (public or group):
+        raise ValueError("`ha_endpoint_id` is mutually exclusive with `public` and `group`")
+    body: dict[str, Any] = {
+        "function_name": name,
+        "function_code": code,
+        "serialized": serialized,
+        "meta": meta,
+    }
+    if description:
+        body["description"] = description
+    if public:
+        body["public"] = True
+    if group:
+        body["group"] = uuid_str(group, "group")
+    if ha_endpoint_id:
+        body["ha_endpoint_id"] = uuid_str(ha_endpoint_id, "ha_endpoint_id")
+    return body
+
+
+def endpoint_registration(
+    name: str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    multi_user: bool | None = None,
+    display_name: str | None = None,
+    allowed_functions: list[UuidLike] | None = None,
+    auth_policy: UuidLike | None = None,
+    subscription_id: UuidLike | None = None,
+    public: bool | None = None,
+    high_assurance: bool | None = None,
+    admins: list[UuidLike] | tuple[UuidLike, ...] | None = None,
+) -> dict[str, Any]:
+    """The ``POST /v3/endpoints`` (or ``PUT``) body; only what was given is sent."""
+    fields: dict[str, Any] = {
+        "display_name": display_name,
+        "multi_user": multi_user or None,
+        "metadata": metadata or None,
+        "allowed_functions": [str(f) for f in allowed_functions] if allowed_functions else None,
+        "authentication_policy": str(auth_policy) if auth_policy else None,
+        "subscription_uuid": str(subscription_id) if subscription_id else None,
+        "public": public,
+        "high_assurance": high_assurance,
+        "admins": [str(a) for a in admins] if admins else None,
+    }
+    return {"endpoint_name": name, **{k: v for k, v in fields.items() if v is not None}}

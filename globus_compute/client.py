@@ -1,0 +1,428 @@
+"""``Client``: the documented Globus Compute REST client, over globus-sdk's Compute clients.
+
+Every REST call is made by ``globus_sdk.ComputeClientV2`` / ``ComputeClientV3`` (``_rest``), so
+what goes on the wire is what the reference ``globus-compute-sdk`` sends. This module decides
+what to send and what the answers mean; ``_task_table`` parses task documents and caches the
+finished ones, ``auth`` picks credentials, ``environments`` picks the URL.
+
+Threads: the Executor calls one Client from its submitter and poller threads at once, and a
+long-polling ``get_batch_result(wait=...)`` must not hold up submissions, so there is no
+per-Client request lock (the reference has one). That is safe because each globus-sdk request
+builds its own prepared request and retry state, marks its transport current through a
+``ContextVar``, and sends on a ``requests.Session`` whose urllib3 connection pool is
+thread-safe; we never call the racy ``retry_config.tune()``. The Client's own mutable state,
+the task cache and the endpoints already warned about, sits behind the task table's lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import globus_sdk
+from globus_sdk.gare import to_gares
+
+from globus_compute import _rest, auth, environments
+from globus_compute._hardware_report import run_hardware_report
+from globus_compute._rest import UuidLike, uuid_str
+from globus_compute._task_table import DEFAULT_TASK_CACHE_SIZE, TaskEntry, TaskTable
+from globus_compute.batch import Batch, user_runtime
+from globus_compute.errors import TaskPending
+from globus_compute.serialize import ComputeSerializer, PureSourceTextInspect, pack_buffers
+from globus_compute.version import REFERENCE_SDK_VERSION
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Client"]
+
+
+class Client:
+    """A Globus Compute REST client, wire-compatible with ``globus_compute_sdk.Client``.
+
+    Args:
+        environment: Service environment (``production``, ``local``, ...); defaults to
+            ``$GLOBUS_SDK_ENVIRONMENT``, else production.
+        local_compute_services: Shorthand for ``environment="local"``.
+        do_version_check: Ask the service for its minimum SDK version now (one GET).
+        code_serialization_strategy: Strategy for function code (default: dill, ``01``).
+        data_serialization_strategy: Strategy for arguments (default: dill base64, ``00``).
+        app: A ``globus_sdk.GlobusApp`` to log in with; mutually exclusive with ``authorizer``.
+        authorizer: A globus-sdk authorizer, e.g. ``AccessTokenAuthorizer(token)``.
+        base_url: Service URL; wins over the environment and ``$GLOBUS_SDK_SERVICE_URL_COMPUTE``.
+        task_cache_size: Finished tasks remembered (default ``DEFAULT_TASK_CACHE_SIZE``).
+        **kwargs: Arguments older reference versions took; ignored with a UserWarning.
+
+    Raises:
+        ValueError: ``app`` and ``authorizer`` together, or only half of the client credentials.
+        auth.LocalTokenMissing: Environment ``local`` with no app, authorizer or token file.
+    """
+
+    def __init__(
+        self,
+        environment: str | None = None,
+        local_compute_services: bool = False,
+        do_version_check: bool = True,
+        *,
+        code_serialization_strategy: Any = None,
+        data_serialization_strategy: Any = None,
+        app: globus_sdk.GlobusApp | None = None,
+        authorizer: globus_sdk.authorizers.GlobusAuthorizer | None = None,
+        base_url: str | None = None,
+        task_cache_size: int = DEFAULT_TASK_CACHE_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        for name in kwargs:
+            warnings.warn(f"The '{name}' argument is unrecognized and ignored.", stacklevel=2)
+        env = environments.environment_name("local" if local_compute_services else environment)
+        self.environment = env
+        self.service_url = environments.service_url(env, base_url)
+        self.app, self.authorizer = auth.resolve_credentials(env, app, authorizer)
+        self._compute_web_client = _rest.ComputeWebClient(
+            self.service_url, self.app, self.authorizer
+        )
+        self.fx_serializer = ComputeSerializer(
+            strategy_code=code_serialization_strategy, strategy_data=data_serialization_strategy
+        )
+        self._tasks = TaskTable(self.fx_serializer, task_cache_size)
+        if do_version_check:
+            self.version_check()
+
+    @property
+    def web_service_address(self) -> str:
+        """The service URL, under the reference SDK's name."""
+        return self.service_url
+
+    def __repr__(self) -> str:
+        return f"Client(service_url={self.service_url!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP sessions; the Client is not usable afterwards."""
+        self._compute_web_client.close()
+
+    # -- the request seam ---------------------------------------------------------------------
+
+    def _request(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Make one REST call; with a GlobusApp, log in again once on an auth-requirement error.
+
+        Status errors and retries of transient failures are globus-sdk's business.
+        """
+        try:
+            return call(*args, **kwargs)
+        except globus_sdk.GlobusAPIError as exc:
+            if not self._login_for(exc):
+                raise
+        return call(*args, **kwargs)
+
+    def _login_for(self, exc: globus_sdk.GlobusAPIError) -> bool:
+        """Satisfy each Globus Auth requirement (GARE) in ``exc``; False if there is none."""
+        gares = to_gares([exc]) if self.app is not None else []
+        for gare in gares:
+            params = gare.authorization_parameters
+            if params.session_message is None:
+                params.session_message = gare.extra.get("reason")
+            self.app.login(auth_params=params)  # type: ignore[union-attr]
+        return bool(gares)
+
+    @property
+    def _v2(self) -> globus_sdk.ComputeClientV2:
+        return self._compute_web_client.v2
+
+    @property
+    def _v3(self) -> globus_sdk.ComputeClientV3:
+        return self._compute_web_client.v3
+
+    # -- service and auth ---------------------------------------------------------------------
+
+    def version_check(self, endpoint_version: str | None = None) -> None:
+        """Check the service's minimum versions against the reference SDK version we speak.
+
+        Raises:
+            VersionMismatch: The service requires a newer SDK (or endpoint).
+        """
+        data = self._request(self._v2.get_version, service="all").data or {}
+        _rest.require_version(
+            REFERENCE_SDK_VERSION, data.get("min_sdk_version"), "globus-compute-sdk"
+        )
+        if endpoint_version is not None:
+            minimum = data.get("min_ep_version") or data.get("min_endpoint_version")
+            _rest.require_version(endpoint_version, minimum, "globus-compute-endpoint")
+
+    def logout(self) -> None:
+        """Revoke and forget the app's stored tokens (an authorizer has none to forget)."""
+        if self.app is None:
+            log.warning("Logout is not supported with an authorizer (%r).", self.authorizer)
+            return
+        self.app.logout()
+
+    # -- functions ----------------------------------------------------------------------------
+
+    def register_function(
+        self,
+        function: Callable[..., Any],
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        public: bool = False,
+        group: UuidLike | None = None,
+        ha_endpoint_id: UuidLike | None = None,
+    ) -> str:
+        """Serialize ``function`` and register it; returns the function id.
+
+        ``description`` defaults to the docstring. ``metadata`` describes the serialized code,
+        so it is computed here and cannot be given (``register_source_code`` accepts it).
+
+        Raises:
+            ValueError: ``metadata`` given, or ``ha_endpoint_id`` with ``public``/``group``.
+            SerializationError: The function cannot be serialized (nothing is sent).
+        """
+        if metadata:
+            raise ValueError("`metadata` is derived from `function`; it cannot also be given")
+        serde_id = self.fx_serializer.code_serializer.identifier.strip()
+        code = pack_buffers([self.fx_serializer.serialize(function)])
+        if description is None:
+            description = _rest.docstring(function)
+        return self._register(
+            _rest.function_registration(
+                function.__name__,
+                code,
+                serialized=True,
+                meta=_rest.function_meta(serde_identifier=serde_id),
+                description=description,
+                public=public,
+                group=group,
+                ha_endpoint_id=ha_endpoint_id,
+            )
+        )
+
+    def register_source_code(
+        self,
+        source: str,
+        function_name: str,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        public: bool = False,
+        group: UuidLike | None = None,
+        ha_endpoint_id: UuidLike | None = None,
+    ) -> str:
+        """Register Python ``source`` whose entry point is ``function_name``; returns its id.
+
+        The source travels as text (``serialized: false``), so it runs on any endpoint Python.
+        ``metadata`` replaces the default ``{"python_version", "sdk_version"}``.
+        """
+        return self._register(
+            _rest.function_registration(
+                function_name,
+                source,
+                serialized=False,
+                meta=metadata or _rest.function_meta(),
+                description=description,
+                public=public,
+                group=group,
+                ha_endpoint_id=ha_endpoint_id,
+            )
+        )
+
+    def get_function(self, function_id: UuidLike) -> dict[str, Any]:
+        """The registered function's document (name, code, description, metadata)."""
+        return self._request(self._v2.get_function, uuid_str(function_id, "function_id")).data
+
+    def delete_function(self, function_id: UuidLike) -> globus_sdk.GlobusHTTPResponse:
+        """Delete a function; returns the raw response (``resp["result"]``), as the reference."""
+        return self._request(self._v2.delete_function, uuid_str(function_id, "function_id"))
+
+    def _register(self, body: dict[str, Any]) -> str:
+        log.info("Registering function: %s", body["function_name"])
+        data = self._request(self._v3.register_function, body).data
+        _rest.warn_ha(data)
+        return data["function_uuid"]
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        task_group_id: UuidLike | None = None,
+        resource_specification: dict[str, Any] | None = None,
+        user_endpoint_config: dict[str, Any] | None = None,
+        create_websocket_queue: bool = False,
+        result_serializers: list[str] | None = None,
+    ) -> Batch:
+        """A new Batch using this Client's serializer; fill it with ``add``, then ``batch_run``."""
+        return Batch(
+            task_group_id,
+            resource_specification,
+            user_endpoint_config,
+            create_websocket_queue,
+            serializer=self.fx_serializer,
+            user_runtime=user_runtime(),
+            result_serializers=result_serializers,
+        )
+
+    def batch_run(self, endpoint_id: UuidLike, batch: Batch) -> dict[str, Any]:
+        """Submit every task of ``batch`` in one request.
+
+        Returns:
+            The service's answer: ``tasks`` (function id -> task ids, in ``add`` order),
+            ``task_group_id``, ``endpoint_id`` and ``request_id``.
+
+        Raises:
+            ValueError: The batch is empty (the reference would POST it anyway).
+        """
+        if len(batch) == 0:
+            raise ValueError("No tasks specified for batch run")
+        endpoint = uuid_str(endpoint_id, "endpoint_id")
+        data = self._request(self._v3.submit, endpoint, batch.prepare()).data
+        _rest.warn_ha(data)
+        return data
+
+    def run(self, *args: Any, endpoint_id: UuidLike, function_id: UuidLike, **kwargs: Any) -> str:
+        """Run ``function(*args, **kwargs)`` as one task; returns its task id.
+
+        Arguments are serialized before any request: a bad one raises SerializationError here.
+        """
+        batch = self.create_batch()
+        batch.add(function_id, args, kwargs)
+        tasks = self.batch_run(endpoint_id, batch)["tasks"]
+        return tasks[uuid_str(function_id, "function_id")][0]
+
+    def get_task(self, task_id: UuidLike) -> TaskEntry:
+        """The task's status entry (see ``_task_table``); finished tasks come from the cache.
+
+        Raises:
+            TaskExecutionFailed: The task failed (its remote traceback, or the service's reason).
+        """
+        tid = uuid_str(task_id, "task_id")
+        entry = self._tasks.get(tid) or self._tasks.update(
+            tid, self._request(self._v2.get_task, tid).data
+        )
+        if "exception" in entry:
+            raise copy.copy(entry["exception"])  # a copy: re-raising one object piles up frames
+        return entry
+
+    def get_result(self, task_id: UuidLike) -> Any:
+        """The task's result.
+
+        Raises:
+            TaskPending: The task has not finished; ``reason`` is its status.
+            TaskExecutionFailed: The task failed.
+        """
+        entry = self.get_task(task_id)
+        if entry["pending"]:
+            raise TaskPending(entry["status"])
+        return entry["result"]
+
+    def get_batch_result(
+        self, task_id_list: Iterable[UuidLike], *, wait: float = 0.0
+    ) -> dict[str, TaskEntry]:
+        """Status entries of many tasks in at most one request, keyed by canonical task id.
+
+        Unlike the reference, failed tasks are included, with their ``exception``; ids the
+        service does not report are left out.
+
+        Args:
+            task_id_list: Task ids (str or UUID); duplicates are asked for once.
+            wait: If > 0, ask the service to hold the request until one of the tasks finishes
+                or ``wait`` seconds pass (our embedded service does; the hosted one ignores
+                it). Keep it below the HTTP timeout (60 s).
+        """
+        task_ids = list(dict.fromkeys(uuid_str(t, "task_id") for t in task_id_list))
+        results = {tid: entry for tid in task_ids if (entry := self._tasks.get(tid)) is not None}
+        missing = [tid for tid in task_ids if tid not in results]
+        documents = self._fetch_task_documents(missing, wait) if missing else {}
+        for tid in missing:
+            if tid in documents:
+                results[tid] = self._tasks.update(tid, documents[tid])
+            else:
+                log.debug("Requested task not in service response: %s", tid)
+        return results
+
+    def _fetch_task_documents(self, task_ids: list[str], wait: float) -> dict[str, Any]:
+        if wait > 0:
+            # globus-sdk's get_task_batch takes no query parameters; same path, same body.
+            body, params = {"task_ids": task_ids}, {"wait": f"{wait:g}"}
+            response = self._request(
+                self._v2.post, "/v2/batch_status", data=body, query_params=params
+            )
+        else:
+            response = self._request(self._v2.get_task_batch, task_ids)
+        return (response.data or {}).get("results") or {}
+
+    def get_task_group(self, task_group_id: UuidLike) -> dict[str, Any]:
+        """The task group document (``tasks``: ``[{"id", "created_at"}]``), for reloading."""
+        tgid = uuid_str(task_group_id, "task_group_id")
+        return self._request(self._v2.get_task_group, tgid).data
+
+    def get_worker_hardware_details(self, endpoint_id: UuidLike) -> str:
+        """Start a hardware report on the endpoint's workers; returns the task id.
+
+        The report function is registered as source text (``st``), so it runs on any endpoint.
+        """
+        strategy = PureSourceTextInspect()
+        body = _rest.function_registration(
+            run_hardware_report.__name__,
+            pack_buffers([strategy.serialize(run_hardware_report)]),
+            serialized=True,
+            meta=_rest.function_meta(serde_identifier=strategy.identifier.strip()),
+            description=_rest.docstring(run_hardware_report),
+        )
+        return self.run(endpoint_id=endpoint_id, function_id=self._register(body))
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def get_endpoint_status(self, endpoint_uuid: UuidLike) -> dict[str, Any]:
+        """``{"status": "online" | "offline", "details": {...}}``."""
+        eid = uuid_str(endpoint_uuid, "endpoint_id")
+        return self._request(self._v2.get_endpoint_status, eid).data
+
+    def get_endpoint_metadata(self, endpoint_uuid: UuidLike) -> dict[str, Any]:
+        """The endpoint's document (``uuid``, ``name``, versions, host, ...)."""
+        return self._request(self._v2.get_endpoint, uuid_str(endpoint_uuid, "endpoint_id")).data
+
+    def get_endpoints(self, role: str | None = None) -> list[dict[str, Any]]:
+        """Endpoints visible to the caller; ``role="any"`` adds others' shared endpoints."""
+        return self._request(self._v2.get_endpoints, **({"role": role} if role else {})).data
+
+    def get_allowed_functions(self, endpoint_id: UuidLike) -> dict[str, Any]:
+        """``{"endpoint_id", "restricted", "functions"?}``: the endpoint's function allow-list."""
+        eid = uuid_str(endpoint_id, "endpoint_id")
+        return self._request(self._v3.get_endpoint_allowlist, eid).data
+
+    def stop_endpoint(self, endpoint_id: UuidLike) -> globus_sdk.GlobusHTTPResponse:
+        """Lock (stop) an endpoint; returns the raw response, as the reference."""
+        return self._request(self._v3.lock_endpoint, uuid_str(endpoint_id, "endpoint_id"))
+
+    def delete_endpoint(self, endpoint_id: UuidLike) -> globus_sdk.GlobusHTTPResponse:
+        """Delete an endpoint; returns the raw response, as the reference."""
+        return self._request(self._v2.delete_endpoint, uuid_str(endpoint_id, "endpoint_id"))
+
+    def get_result_amqp_url(self) -> dict[str, str]:
+        """Fresh AMQP credentials for result queues (hosted service only)."""
+        return self._request(self._v2.get_result_amqp_url).data
+
+    def register_endpoint(
+        self, name: str, endpoint_id: UuidLike | None, metadata: dict[str, Any] | None = None,
+        multi_user: bool | None = None, display_name: str | None = None,
+        allowed_functions: list[UuidLike] | None = None, auth_policy: UuidLike | None = None,
+        subscription_id: UuidLike | None = None, public: bool | None = None,
+        high_assurance: bool | None = None,
+        admins: list[UuidLike] | tuple[UuidLike, ...] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Register a new endpoint (``endpoint_id=None``) or update one; for endpoint agents."""
+        self.version_check()
+        body = _rest.endpoint_registration(
+            name, metadata=metadata, multi_user=multi_user, display_name=display_name,
+            allowed_functions=allowed_functions, auth_policy=auth_policy,
+            subscription_id=subscription_id, public=public, high_assurance=high_assurance,
+            admins=admins,
+        )  # fmt: skip
+        if endpoint_id:
+            eid = uuid_str(endpoint_id, "endpoint_id")
+            return self._request(self._v3.update_endpoint, eid, body).data
+        return self._request(self._v3.register_endpoint, body).data
