@@ -1,0 +1,55 @@
+"""``python -m globus_compute.service``: run the embedded service in the foreground.
+
+Prints exactly one line, ``READY http://<host>:<port>``, once it accepts connections, so a parent
+process can start it on port 0 and learn where it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from globus_compute import state_dir as state_dir_mod
+from globus_compute.service.config import ServiceConfig
+from globus_compute.service.server import serve
+from globus_compute.service.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m globus_compute.service", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
+    p.add_argument("--port", type=int, default=0, help="TCP port; 0 = any free port")
+    p.add_argument("--state-dir", default=None, help="database and token directory")
+    p.add_argument("--lease-s", type=float, default=30.0, help="task lease / liveness window")
+    p.add_argument(
+        "--retention-s", type=float, default=3600.0, help="keep fetched results this long"
+    )
+    p.add_argument("--rate-limit", type=float, default=None, help="requests/s per identity")
+    p.add_argument("--log-level", default="WARNING")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    config = ServiceConfig(
+        state_dir=args.state_dir or state_dir_mod.default_state_dir(),
+        lease_s=args.lease_s,
+        result_retention_s=args.retention_s,
+        rate_limit=args.rate_limit,
+    )
+    store = Store(config.state_dir)
+    store.ensure_user(state_dir_mod.DEFAULT_USER)
+
+    def ready(url: str) -> None:
+        print(f"READY {url}", flush=True)
+
+    serve(config, args.host, args.port, ready_callback=ready, store=store)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Error bodies of the service: every failure is JSON ``{"code", "message", "request_id"}``.
+
+The reference client fills ``ComputeAPIError.code``/``.message`` only from string fields of a JSON
+body, and retries every 5xx for ~15 s, so client mistakes must be 4xx with that body, including
+FastAPI's own validation errors and 404s for unknown paths.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "TASK_PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "TOO_MANY_REQUESTS",
+}
+
+
+class ServiceError(Exception):
+    """A request the service refuses; becomes a JSON error response.
+
+    Args:
+        status: HTTP status (4xx for anything the caller can fix).
+        code: Machine-readable code, e.g. ``TASK_PAYLOAD_TOO_LARGE``.
+        message: Human-readable explanation of what to change.
+        headers: Extra response headers (``WWW-Authenticate``, ``Retry-After``).
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status, code, message, headers)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def not_found(what: str, ident: object) -> ServiceError:
+    return ServiceError(404, "NOT_FOUND", f"{what} {ident} not found")
+
+
+def forbidden(message: str) -> ServiceError:
+    return ServiceError(403, "FORBIDDEN", message)
+
+
+def invalid(message: str) -> ServiceError:
+    return ServiceError(422, "VALIDATION_ERROR", message)
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = {"code": code, "message": message, "request_id": request_id or str(uuid.uuid4())}
+    return Response(
+        json.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _request_id(request: Request) -> str:
+    return getattr(request.state, "request_id", None) or str(uuid.uuid4())
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(parts) if parts else "Invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error the app produces a JSON body with string code/message/request_id."""
+
+    async def on_service_error(request: Request, exc: ServiceError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, _request_id(request), exc.headers)
+
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(
+            422, "VALIDATION_ERROR", _describe_validation(exc), _request_id(request)
+        )
+
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"No route {request.method} {request.url.path}"
+        return error_response(
+            exc.status_code, code, message, _request_id(request), dict(exc.headers or {})
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("Unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "INTERNAL_ERROR", "Internal service error", _request_id(request))
+
+    app.add_exception_handler(ServiceError, on_service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, on_unexpected)

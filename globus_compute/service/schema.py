@@ -1,0 +1,107 @@
+"""The SQLite schema of the service and how its one connection is opened.
+
+One database file per state dir, in WAL mode with ``synchronous=NORMAL``: a committed transaction
+survives a crash of the service process (even ``kill -9``), and commits do not wait on fsync.
+The service is one asyncio process, so one connection serves every request in turn.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    identity_id TEXT NOT NULL UNIQUE,
+    token_hash  TEXT NOT NULL UNIQUE,
+    created     REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    id      TEXT PRIMARY KEY,
+    name    TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    user_id  INTEGER NOT NULL REFERENCES users(id),
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS functions (
+    id          TEXT PRIMARY KEY,
+    owner       INTEGER NOT NULL REFERENCES users(id),
+    name        TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    serialized  INTEGER NOT NULL DEFAULT 1,
+    description TEXT,
+    meta        TEXT NOT NULL DEFAULT '{}',
+    public      INTEGER NOT NULL DEFAULT 0,
+    group_id    TEXT,
+    deleted     INTEGER NOT NULL DEFAULT 0,
+    created     REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    id             TEXT PRIMARY KEY,
+    owner          INTEGER NOT NULL REFERENCES users(id),
+    name           TEXT NOT NULL,
+    display_name   TEXT,
+    metadata       TEXT NOT NULL DEFAULT '{}',
+    public         INTEGER NOT NULL DEFAULT 0,
+    allowed        TEXT,
+    max_retries    INTEGER NOT NULL DEFAULT 0,
+    last_heartbeat REAL,
+    status         TEXT,
+    stop           INTEGER NOT NULL DEFAULT 0,
+    created        REAL NOT NULL,
+    UNIQUE (owner, name)
+);
+CREATE TABLE IF NOT EXISTS task_groups (
+    id      TEXT PRIMARY KEY,
+    owner   INTEGER NOT NULL REFERENCES users(id),
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    id                     TEXT PRIMARY KEY,
+    owner                  INTEGER NOT NULL,
+    task_group             TEXT NOT NULL,
+    endpoint               TEXT NOT NULL,
+    function               TEXT NOT NULL,
+    payload                TEXT NOT NULL,
+    result_serializers     TEXT,
+    resource_specification TEXT,
+    user_endpoint_config   TEXT,
+    status                 TEXT NOT NULL,
+    result                 TEXT,
+    exception              TEXT,
+    completion_t           TEXT,
+    details                TEXT,
+    lease_owner            TEXT,
+    lease_expiry           REAL,
+    attempts               INTEGER NOT NULL DEFAULT 0,
+    created                REAL NOT NULL,
+    completed              REAL,
+    retrieved              REAL
+);
+CREATE INDEX IF NOT EXISTS tasks_queue ON tasks (endpoint, status);
+CREATE INDEX IF NOT EXISTS tasks_lease ON tasks (status, lease_expiry);
+CREATE INDEX IF NOT EXISTS tasks_group ON tasks (task_group);
+CREATE INDEX IF NOT EXISTS tasks_completed ON tasks (completed);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the service database at ``path``.
+
+    ``isolation_level=None`` leaves transactions to the store, which opens exactly one per
+    request with ``BEGIN IMMEDIATE``; ``check_same_thread=False`` lets a test or a shutdown hook
+    touch the store from another thread while the event loop is idle.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.executescript(SCHEMA)
+    return conn

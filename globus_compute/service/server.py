@@ -1,0 +1,93 @@
+"""Run the service under uvicorn on a socket bound here (so port 0 works and is reported)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from globus_compute.service.app import create_app
+from globus_compute.service.config import ServiceConfig
+from globus_compute.service.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Long polls in flight at shutdown are released at once (the notifier closes), so a short
+#: grace period suffices.
+GRACEFUL_SHUTDOWN_S = 3
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server that reports when it is accepting connections."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Stop on SIGINT/SIGTERM and exit normally, without re-raising the signal afterwards
+        (uvicorn re-raises it, which turns a clean shutdown into a death by signal)."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                captured = getattr(self, "_captured_signals", None)
+                if captured:
+                    log.info("Stopping on signal(s) %s", captured)
+                    captured.clear()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        app = self.config.app
+        ctx = getattr(getattr(app, "state", None), "ctx", None)
+        if ctx is not None:
+            ctx.notifier.close()
+        await super().shutdown(sockets=sockets)
+
+
+def serve(
+    config: ServiceConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ready_callback: Callable[[str], None] | None = None,
+    store: Store | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM.
+
+    Args:
+        config: Service settings.
+        host: Interface to bind; loopback unless told otherwise.
+        port: TCP port; 0 picks a free one.
+        ready_callback: Called with the base URL once connections are accepted.
+        store: Storage to use (default: the database in ``config.state_dir``).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    url_host = f"[{host}]" if family == socket.AF_INET6 else host
+    url = f"http://{url_host}:{bound_port}"
+    app = create_app(config, store)
+    uv_config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        lifespan="on",
+    )
+    server = _Server(uv_config, (lambda: ready_callback(url)) if ready_callback else None)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        app.state.ctx.store.close()
+    log.info("Service at %s stopped", url)
