@@ -5,7 +5,7 @@ small argument tuples that dominate task submission. For plain built-in values d
 reducers of its own, so the C pickler at the same protocol emits the very same bytes (the unit
 tests check this against dill and against recorded reference vectors). We take the C path only
 when every object in the value has an *exact* built-in type; anything else (subclasses, complex,
-user classes, shared or cyclic references) goes through dill as the reference does.
+frozenset, user classes) goes through dill as the reference does.
 
 Reading ``00`` first tries the C unpickler: dill payloads name their reducers as ordinary
 importable globals (``dill._dill._create_type`` ...), so ``pickle.loads`` rebuilds the same
@@ -37,24 +37,21 @@ _CONTAINERS = frozenset({tuple, list, dict, set})
 
 
 def is_plain_data(obj: Any) -> bool:
-    """True if ``obj`` is built only from exact built-in scalars and containers, without sharing.
+    """True if ``obj`` is built only from exact built-in scalars and containers.
 
-    A container reached twice (a shared sub-list, or a cycle) makes the answer False: the
-    pickle memo then matters, and we would rather let dill decide than reason about it. A dict
-    with a ``"__name__"`` key is also refused, since dill pickles module namespaces specially.
+    Shared and cyclic references are fine: both picklers memoize by ``id`` with the same
+    algorithm (the tests check it), so each container is only inspected once. A dict with a
+    ``"__name__"`` key is refused, because dill pickles module namespaces specially.
     """
     kind = type(obj)
     if kind in _SCALARS:
         return True
     if kind not in _CONTAINERS:
         return False
-    seen: set[int] = set()
+    seen: set[int] = {id(obj)}
     stack: list[Any] = [obj]
     while stack:
         current = stack.pop()
-        if id(current) in seen:
-            return False
-        seen.add(id(current))
         if type(current) is dict:
             if "__name__" in current:
                 return False
@@ -67,7 +64,9 @@ def is_plain_data(obj: Any) -> bool:
                 continue
             if kind not in _CONTAINERS:
                 return False
-            stack.append(item)
+            if id(item) not in seen:
+                seen.add(id(item))
+                stack.append(item)
     return True
 
 
