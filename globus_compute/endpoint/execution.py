@@ -48,9 +48,7 @@ def _strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
 
 def format_user_exception(exc: BaseException) -> str:
     """Traceback text of an exception raised by user code, without our calling frames."""
-    return "".join(
-        traceback.format_exception(type(exc), exc, _strip_own_frames(exc.__traceback__))
-    )
+    return "".join(traceback.format_exception(type(exc), exc, _strip_own_frames(exc.__traceback__)))
 
 
 class TaskRunner:

@@ -80,7 +80,7 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def status(self) -> WorkerStatus:
-        """A snapshot of workers and queued tasks, as sent in heartbeats.
+        """A snapshot of workers and queued tasks, as sent in heartbeats; works before ``start``.
 
         ``outstanding_tasks`` counts every submitted task whose result has not yet been passed
         to the sink; the agent uses it to decide how much more work to claim.

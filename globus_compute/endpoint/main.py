@@ -1,0 +1,134 @@
+"""Run an endpoint agent: ``python -m globus_compute.endpoint`` and :func:`run_endpoint`.
+
+The first line on stdout is the endpoint id (flushed), so a parent process can read it as a
+handshake; logs go to stderr. SIGTERM or SIGINT stops the agent gracefully (claimed tasks
+finish and are reported); a second one stops it at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from globus_compute.endpoint.agent import Agent
+from globus_compute.endpoint.engines import ENGINES, create_engine
+
+log = logging.getLogger(__name__)
+
+
+def run_endpoint(
+    service_url: str,
+    token: str,
+    name: str,
+    *,
+    workers: int | None = None,
+    engine: str = "process",
+    max_retries_on_system_failure: int = 0,
+    heartbeat_s: float = 5.0,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Register an endpoint and serve tasks until it is stopped.
+
+    Stops on SIGTERM/SIGINT (when called from the main thread, where handlers can be
+    installed), on a heartbeat reply with ``stop: true``, or when the service refuses the agent.
+
+    Args:
+        service_url: The Compute service's base URL.
+        token: The endpoint owner's bearer token.
+        name: Endpoint name; the same name and owner keep the same endpoint id.
+        workers: Worker processes or threads; defaults to the CPU count.
+        engine: ``"process"`` (default) or ``"thread"``; see ``engines.ENGINES``.
+        max_retries_on_system_failure: Extra runs of a task lost with a worker or the agent.
+        heartbeat_s: Seconds between heartbeats.
+        on_ready: Called with the endpoint id once registered and running.
+
+    Raises:
+        ServiceError: If the service refuses the registration.
+    """
+    agent = Agent(
+        service_url,
+        token,
+        name,
+        create_engine(engine, workers),
+        heartbeat_s=heartbeat_s,
+        max_retries_on_system_failure=max_retries_on_system_failure,
+    )
+    restore = _install_signal_handlers(agent)
+    try:
+        endpoint_id = agent.start()
+        if on_ready is not None:
+            on_ready(endpoint_id)
+        agent.run()
+    finally:
+        agent.shutdown()
+        restore()
+
+
+def _install_signal_handlers(agent: Agent) -> Callable[[], None]:
+    """First SIGTERM/SIGINT: graceful stop; the next one: stop without waiting for tasks."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    signals_seen = 0
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        agent.stop(force=signals_seen > 1)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m globus_compute.endpoint",
+        description="Run a Globus Compute endpoint agent against a Compute service.",
+    )
+    parser.add_argument("--service-url", required=True, help="the service's base URL")
+    parser.add_argument("--token", required=True, help="the endpoint owner's bearer token")
+    parser.add_argument("--name", required=True, help="endpoint name (stable endpoint id)")
+    parser.add_argument("--workers", type=int, default=None, help="default: CPU count")
+    parser.add_argument("--engine", choices=sorted(ENGINES), default="process")
+    parser.add_argument("--max-retries-on-system-failure", type=int, default=0, metavar="K")
+    parser.add_argument("--heartbeat-s", type=float, default=5.0, help=argparse.SUPPRESS)
+    parser.add_argument("--log-level", default="WARNING", help="stderr log level")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line entry point; returns the process exit status."""
+    args = _parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
+    )
+
+    def announce(endpoint_id: str) -> None:
+        print(endpoint_id, flush=True)
+
+    try:
+        run_endpoint(
+            args.service_url,
+            args.token,
+            args.name,
+            workers=args.workers,
+            engine=args.engine,
+            max_retries_on_system_failure=args.max_retries_on_system_failure,
+            heartbeat_s=args.heartbeat_s,
+            on_ready=announce,
+        )
+    except Exception as exc:
+        log.error("endpoint failed: %s", exc)
+        return 1
+    return 0
