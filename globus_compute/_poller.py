@@ -1,0 +1,335 @@
+"""The Executor's result poller: ``POST /v2/batch_status`` for many pending tasks per request.
+
+One named thread per Executor owns a table ``task_id -> future`` of tasks the service has
+accepted. Each round it asks ``client.get_batch_result`` about a chunk of them, oldest first;
+ids still pending move to the back of the table, so every id is checked in turn however many
+there are. Resolved futures leave the table at once (no reference to a finished future or its
+result is kept).
+
+Pacing depends on where the service is:
+
+* loopback (the embedded service): the request carries ``wait=long_poll_s`` and the service
+  holds it until one of the chunk's tasks finishes, so a result is seen within milliseconds
+  with no sleeping in between. Tasks handed over *during* a held request are only seen when it
+  returns, which is why ``long_poll_s`` stays short (1 s). With more pending ids than one
+  chunk, each chunk is held only briefly so the rotation keeps moving.
+* remote (the hosted service, 20 requests / 10 s shared with submits): poll every
+  ``min_interval_s``, stretch the interval by half each round that completes nothing, up to
+  ``max_interval_s``, and reset it on any completion or new task.
+
+A failed request is retried with exponential backoff. 401/403, or ``max_failures`` failures in a
+row, end the poller: every future it owns gets ``ResultPollingError`` saying why, and later
+hand-offs go to a fresh poller. An id the service keeps omitting (expired, or never known) fails
+the same way after ``missing_limit`` polls and ``missing_grace_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import InvalidStateError
+from typing import Any
+
+from globus_compute._submitter import set_exception_quietly
+from globus_compute.errors import ResultPollingError
+from globus_compute.future import ComputeFuture
+
+log = logging.getLogger(__name__)
+
+#: HTTP statuses that no retry will fix: the credentials are bad or lack permission.
+FATAL_HTTP_STATUSES = frozenset({401, 403})
+
+
+class ResultPoller:
+    """A named thread that resolves futures from the service's task documents.
+
+    Args:
+        client: The Executor's ``Client`` (``get_batch_result(ids, wait=...)``).
+        loopback: True for the embedded service (long-poll), False for a remote one.
+        chunk_size: Most task ids per request.
+        long_poll_s: ``wait`` sent to a loopback service.
+        min_interval_s: First and shortest pause between remote polls.
+        max_interval_s: Longest pause between remote polls while nothing completes.
+        max_failures: Consecutive failed requests after which the poller gives up.
+        missing_limit: Polls an id may be omitted from answers before it fails...
+        missing_grace_s: ...provided it has also been missing this long.
+        on_resolved: Called with ``(succeeded, failed)`` counts after each round.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        loopback: bool,
+        chunk_size: int = 128,
+        long_poll_s: float = 1.0,
+        min_interval_s: float = 1.0,
+        max_interval_s: float = 15.0,
+        max_failures: int = 8,
+        missing_limit: int = 3,
+        missing_grace_s: float = 60.0,
+        on_resolved: Callable[[int, int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.loopback = loopback
+        self.chunk_size = max(1, chunk_size)
+        self.long_poll_s = long_poll_s
+        self.min_interval_s = min_interval_s
+        self.max_interval_s = max(min_interval_s, max_interval_s)
+        self.max_failures = max(1, max_failures)
+        self.missing_limit = missing_limit
+        self.missing_grace_s = missing_grace_s
+        self._on_resolved = on_resolved
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: collections.OrderedDict[str, ComputeFuture] = collections.OrderedDict()
+        self._missing: dict[str, tuple[int, float]] = {}  # id -> (times omitted, first omitted)
+        self._closing = False
+        self._exited = False
+        self._activity = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.failure: str | None = None
+        self._stop_reason = "the result poller was stopped"
+        self.thread = threading.Thread(target=self._run, name="GlobusComputeResultPoller")
+
+    # -- called from other threads ---------------------------------------------------------
+
+    def watch(self, pairs: Iterable[tuple[str, ComputeFuture]]) -> bool:
+        """Take ownership of ``(task_id, future)`` pairs; False if this poller has ended."""
+        with self._lock:
+            if self._exited:
+                return False
+            for task_id, future in pairs:
+                self._pending[task_id] = future
+            self._activity = True
+            if self.thread.ident is None:
+                self.thread.start()
+        self._wake.set()
+        return True
+
+    def future_for(self, task_id: str) -> ComputeFuture | None:
+        """The future already watched for ``task_id``, if any (lets reload reuse it)."""
+        with self._lock:
+            return self._pending.get(task_id)
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    @property
+    def accepting(self) -> bool:
+        """False once the thread has ended (or was stopped); ``watch`` would refuse."""
+        return not self._exited
+
+    def close_when_idle(self) -> None:
+        """End the thread once every watched future is resolved (``shutdown``).
+
+        A poller closed before its first ``watch`` still takes that hand-off and ends after it.
+        """
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+
+    def stop(self, reason: str) -> None:
+        """End now; futures still pending get ``ResultPollingError(reason)`` (interpreter exit)."""
+        with self._lock:
+            self._stop_reason = reason
+            self._closing = True
+            if self.thread.ident is None:
+                self._exited = True
+        self._stop.set()
+        self._wake.set()
+        if self.thread.ident is None:
+            self._fail_all(reason)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.thread.ident is not None:
+            self.thread.join(timeout)
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        interval = self.min_interval_s
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                ids, total = self._next_chunk()
+                if not ids:
+                    if self._idle_or_exit():
+                        return
+                    continue
+                try:
+                    answers = self._client.get_batch_result(ids, wait=self._wait_for(total))
+                except Exception as exc:
+                    failures += 1
+                    reason = self._fatal_reason(exc, failures)
+                    if reason is not None:
+                        self._give_up(reason, exc)
+                        return
+                    backoff = min(self.max_interval_s, self.min_interval_s * 2 ** (failures - 1))
+                    log.warning(
+                        "Polling %d task(s) failed (%r); retry in %.1fs", len(ids), exc, backoff
+                    )
+                    self._stop.wait(backoff)
+                    continue
+                failures = 0
+                resolved = self._apply(ids, answers)
+                if self.loopback:
+                    continue
+                interval = (
+                    self.min_interval_s if resolved else min(self.max_interval_s, interval * 1.5)
+                )
+                interval = self._pause(interval)
+        except BaseException as exc:
+            log.exception("Result poller thread failed")
+            self._give_up(f"the result poller thread failed: {exc!r}", exc)
+            raise
+        finally:
+            with self._lock:
+                self._exited = True
+            self._fail_all(self._stop_reason)  # only non-empty after stop(); see _give_up
+
+    def _next_chunk(self) -> tuple[list[str], int]:
+        with self._lock:
+            return list(itertools.islice(self._pending, self.chunk_size)), len(self._pending)
+
+    def _idle_or_exit(self) -> bool:
+        """Nothing to poll: end if closing, else sleep until new work or a stop arrives."""
+        with self._lock:
+            if self._closing and not self._pending:
+                self._exited = True
+                return True
+        self._wake.wait(30.0)
+        self._wake.clear()
+        return False
+
+    def _wait_for(self, total: int) -> float:
+        if not self.loopback:
+            return 0.0
+        # With several chunks, hold each only briefly so the rotation reaches every id.
+        return self.long_poll_s if total <= self.chunk_size else min(self.long_poll_s, 0.1)
+
+    def _fatal_reason(self, exc: Exception, failures: int) -> str | None:
+        status = getattr(exc, "http_status", None)
+        if status in FATAL_HTTP_STATUSES:
+            return f"the service refused to report results (HTTP {status}): {exc}"
+        if failures >= self.max_failures:
+            return f"{failures} consecutive result requests failed; last error: {exc!r}"
+        return None
+
+    def _pause(self, interval: float) -> float:
+        """Sleep ``interval`` (remote pacing); new tasks shorten it to ``min_interval_s``."""
+        start = self._clock()
+        deadline = start + interval
+        while not self._stop.is_set():
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                break
+            self._wake.wait(remaining)
+            self._wake.clear()
+            with self._lock:
+                activity, self._activity = self._activity, False
+            if activity:
+                interval = self.min_interval_s
+                deadline = min(deadline, start + interval)
+        return interval
+
+    def _apply(self, ids: list[str], answers: dict[str, dict]) -> int:
+        """Resolve the futures whose tasks finished; return how many."""
+        done: list[tuple[ComputeFuture, dict]] = []
+        lost: list[tuple[ComputeFuture, str]] = []
+        now = self._clock()
+        with self._lock:
+            for task_id in ids:
+                future = self._pending.get(task_id)
+                if future is None:
+                    continue
+                answer = answers.get(task_id)
+                if answer is None:
+                    if self._note_missing(task_id, now):
+                        del self._pending[task_id]
+                        lost.append((future, task_id))
+                    else:
+                        self._pending.move_to_end(task_id)
+                    continue
+                self._missing.pop(task_id, None)
+                if answer.get("pending", True) and not future.done():
+                    self._pending.move_to_end(task_id)
+                    continue
+                del self._pending[task_id]
+                done.append((future, answer))
+        succeeded = failed = 0
+        for future, answer in done:
+            outcome = resolve_future(future, answer)
+            succeeded += outcome is True
+            failed += outcome is False
+        for future, task_id in lost:
+            set_exception_quietly(
+                future, ResultPollingError(f"task {task_id} is unknown to the Compute service")
+            )
+        failed += len(lost)
+        if self._on_resolved is not None and (succeeded or failed):
+            self._on_resolved(succeeded, failed)
+        return succeeded + failed
+
+    def _note_missing(self, task_id: str, now: float) -> bool:
+        count, first = self._missing.get(task_id, (0, now))
+        count += 1
+        if count >= self.missing_limit and now - first >= self.missing_grace_s:
+            del self._missing[task_id]
+            return True
+        self._missing[task_id] = (count, first)
+        return False
+
+    def _give_up(self, reason: str, exc: BaseException) -> None:
+        log.error("Result poller giving up: %s", reason)
+        with self._lock:
+            self.failure = reason
+            self._exited = True
+        self._fail_all(reason, cause=exc)
+
+    def _fail_all(self, reason: str, cause: BaseException | None = None) -> None:
+        with self._lock:
+            owned = list(self._pending.items())
+            self._pending.clear()
+            self._missing.clear()
+        for task_id, future in owned:
+            err = ResultPollingError(
+                f"{reason}. Task {task_id} was accepted by the service; fetch it later with "
+                "Executor.reload_tasks(task_group_id) or Client.get_result(task_id)."
+            )
+            err.__cause__ = cause
+            set_exception_quietly(future, err)
+        if owned and self._on_resolved is not None:
+            self._on_resolved(0, len(owned))
+
+
+def resolve_future(future: ComputeFuture, answer: dict[str, Any]) -> bool | None:
+    """Set a finished task's outcome on its future.
+
+    Args:
+        future: The task's future; left alone if already done (e.g. cancelled by the user).
+        answer: A finished entry from ``Client.get_batch_result``.
+
+    Returns:
+        True for a result, False for an exception, None if the future was already done.
+    """
+    if future.done():
+        return None
+    try:
+        if answer.get("status") == "success":
+            future.set_result(answer.get("result"))
+            return True
+        exc = answer.get("exception") or ResultPollingError(
+            f"task failed without a reason: {answer!r}"
+        )
+        future.set_exception(exc)
+        return False
+    except InvalidStateError:  # resolved concurrently
+        return None

@@ -1,0 +1,775 @@
+"""``Executor``: a ``concurrent.futures.Executor`` that runs functions on Globus Compute endpoints.
+
+Data flow (each box on the right is a named thread, started on first use)::
+
+    user threads                     |  GlobusComputeTaskSubmitter    |  GlobusComputeResultPoller
+    ------------                     |  (_submitter.TaskSubmitter)    |  (_poller.ResultPoller)
+    submit(fn, *a, **kw)             |                                |
+      register fn once (cached) -----+-> POST /v3/functions           |
+      pack args NOW (bad arg raises) |                                |
+      with lock: queue.append ------>| groups by submit key, sends on |
+      return ComputeFuture           | size / bytes / timer / idle:   |
+                                     |   POST /v3/endpoints/{ep}/submit
+                                     |   future.task_id = tid         |
+                                     |   hand_off([(tid, future)]) -->| table {tid: future}, oldest
+                                     |   (a failed send fails only    |   first, chunks of ids:
+                                     |    that batch's futures)       |   POST /v2/batch_status
+    future.result() <----------------+--------------------------------+-- set_result / set_exception
+                                                                      |   (once; dropped from table)
+
+One lock (``Executor._lock``) guards everything ``submit()`` touches: the shut-down flag, the
+queue (its Condition wakes the submitter), the registration cache and the progress counters.
+The poller's table has its own lock; only the submitter thread and ``reload_tasks`` feed it.
+
+Differences from ``ThreadPoolExecutor``/``ProcessPoolExecutor`` a user can rely on:
+
+* A task that raises fails its future with ``TaskExecutionFailed``, whose ``str()`` carries the
+  remote traceback (type name and message), not the original exception object: the endpoint
+  may run another Python, and the service never unpickles user data.
+* ``cancel()`` works until the task is handed to the service, then returns False.
+* At interpreter exit, an executor left open sends what is queued and stops polling; tasks keep
+  running on the endpoint and ``reload_tasks(task_group_id)`` fetches them later.
+
+Differences from the reference ``globus_compute_sdk.Executor``: arguments are serialized in
+``submit`` (a bad one raises there); a failed submission or registration fails only its own
+futures, the executor goes on; a missing ``endpoint_id`` raises without shutting down;
+``map`` works (``chunksize``, ``timeout``, ``buffersize``); results are polled over HTTPS
+instead of streamed over AMQP, so ``amqp_port`` is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import logging
+import threading
+import time
+import uuid
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar, NamedTuple
+
+from globus_compute._poller import ResultPoller, resolve_future
+from globus_compute._rate_limit import BurstLimiter, clamp_burst_limit, clamp_burst_window
+from globus_compute._submitter import (
+    SubmitGroupKey,
+    TaskItem,
+    TaskSubmitter,
+    canonical_json,
+    set_exception_quietly,
+)
+from globus_compute.batch import pack_task_payload
+from globus_compute.environments import is_loopback_url
+from globus_compute.errors import ResultPollingError
+from globus_compute.future import ComputeFuture
+from globus_compute.serialize import ComputeSerializer, reference_import_path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Executor", "Progress"]
+
+#: Portable (source text) runner for ``map(chunksize>1)``: one task runs a whole chunk of calls.
+_CHUNK_RUNNER_NAME = "globus_compute_map_chunk"
+_CHUNK_RUNNER_SOURCE = f"""\
+def {_CHUNK_RUNNER_NAME}(fn, chunk):
+    return [fn(*args) for args in chunk]
+"""
+
+#: How long ``shutdown``/interpreter exit waits for the submitter to send what is queued.
+_EXIT_FLUSH_TIMEOUT_S = 60.0
+
+_live_executors: weakref.WeakSet[Executor] = weakref.WeakSet()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+class Progress(NamedTuple):
+    """A snapshot of an Executor's task counts (``Executor.progress()``)."""
+
+    submitted: int  # accepted by submit() or reload_tasks()
+    queued: int  # waiting for the submitter thread
+    running: int  # handed to the service, result not yet received
+    done: int  # succeeded
+    failed: int  # raised, or could not be submitted or fetched
+    cancelled: int
+
+
+class Executor(concurrent.futures.Executor):
+    """Run Python functions on a Globus Compute endpoint with the ``concurrent.futures`` API.
+
+    Args:
+        endpoint_id: The endpoint to run on; may be set later, must be set before ``submit``.
+        client: The ``Client`` to use; ``None`` builds ``Client()`` (may prompt a login).
+        task_group_id: Group to submit into; ``None`` reuses the last group any Executor in
+            this process used, or lets the service create one.
+        resource_specification: Per-task resources (JSON-able dict), sent with every task.
+        user_endpoint_config: Template variables for multi-user endpoints (JSON-able dict).
+        label: Shown in ``repr`` only.
+        batch_size: Most tasks per submit request.
+        batch_interval: Longest a task waits for company while the submitter is busy, seconds.
+            An idle executor sends a lone task at once.
+        serializer: Replaces the client's ``ComputeSerializer`` (code, args and results).
+        result_serializers: Strategies the endpoint should use for results.
+        api_burst_limit: Non-full submit calls per window before pausing. ``None``: 4 against a
+            remote service, off for a loopback (embedded) one. An int forces it on ([1, 8]).
+        api_burst_window_s: The burst window, seconds ([1, 32]).
+        amqp_port: Accepted for compatibility with the reference; results are polled instead.
+        poll_interval_s: First pause between result polls of a remote service.
+        max_poll_interval_s: Longest pause between polls while nothing completes.
+        long_poll_s: How long a loopback service may hold a result poll.
+
+    Raises:
+        TypeError: An unknown keyword, or a non-JSON-able resource spec / endpoint config.
+        ValueError: A malformed UUID.
+    """
+
+    _default_task_group_id: ClassVar[uuid.UUID | None] = None
+
+    def __init__(
+        self,
+        endpoint_id: uuid.UUID | str | None = None,
+        client: Any = None,
+        task_group_id: uuid.UUID | str | None = None,
+        resource_specification: dict[str, Any] | None = None,
+        user_endpoint_config: dict[str, Any] | None = None,
+        label: str = "",
+        batch_size: int = 128,
+        batch_interval: float = 0.01,
+        serializer: ComputeSerializer | None = None,
+        result_serializers: Iterable[Any] | None = None,
+        api_burst_limit: int | None = None,
+        api_burst_window_s: float = 16,
+        amqp_port: int | None = None,
+        *,
+        poll_interval_s: float = 1.0,
+        max_poll_interval_s: float = 15.0,
+        long_poll_s: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        for key in kwargs:
+            raise TypeError(f"'{key}' is an invalid argument for {type(self).__name__}")
+        if amqp_port is not None:
+            warnings.warn("amqp_port is ignored: results are polled over HTTPS", stacklevel=2)
+        if client is None:
+            from globus_compute.client import Client  # deferred: Client() may log in
+
+            client = Client()
+        self.client = client
+        if serializer is not None:
+            self.serializer = serializer
+        self._lock = threading.Lock()
+        self._endpoint_id: uuid.UUID | None = None
+        self._task_group_id: uuid.UUID | None = None
+        self._resource_specification: dict[str, Any] | None = None
+        self._user_endpoint_config: dict[str, Any] | None = None
+        self._result_serializers: list[Any] | None = None
+        self._result_serializer_paths: tuple[str, ...] | None = None
+        self.endpoint_id = endpoint_id  # type: ignore[assignment]
+        self.task_group_id = task_group_id or Executor._default_task_group_id  # type: ignore
+        self.resource_specification = resource_specification
+        self.user_endpoint_config = user_endpoint_config
+        self.result_serializers = result_serializers  # type: ignore[assignment]
+        self.label = label
+        self.batch_size = max(1, int(batch_size))
+        self.loopback = is_loopback_url(str(getattr(client, "service_url", "") or ""))
+        # Automatic rate limiting: the hosted service's budget does not apply on loopback.
+        self.api_burst_limit: int | None = None
+        self.api_burst_window_s = clamp_burst_window(api_burst_window_s)
+        limiter = None
+        if api_burst_limit is not None or not self.loopback:
+            self.api_burst_limit = clamp_burst_limit(
+                4 if api_burst_limit is None else api_burst_limit
+            )
+            limiter = BurstLimiter(self.api_burst_limit, self.api_burst_window_s, self.batch_size)
+        self._poll_settings = {
+            "loopback": self.loopback,
+            "chunk_size": 1024 if self.loopback else self.batch_size,
+            "long_poll_s": long_poll_s,
+            "min_interval_s": poll_interval_s,
+            "max_interval_s": max_poll_interval_s,
+        }
+        self._shutdown = False
+        self._exiting = False
+        self._registry: dict[Any, str] = {}
+        self._counts = {"submitted": 0, "sent": 0, "done": 0, "failed": 0, "cancelled": 0}
+        self._poller: ResultPoller | None = None
+        self._pollers: list[ResultPoller] = []
+        self._submitter = TaskSubmitter(
+            client,
+            self,
+            self._lock,
+            batch_size=self.batch_size,
+            batch_interval=max(0.0, batch_interval),
+            limiter=limiter,
+        )
+
+    def __repr__(self) -> str:
+        label = f"{self.label}; " if self.label else ""
+        ep = f"ep_id:{self.endpoint_id}; " if self.endpoint_id else ""
+        return f"{type(self).__name__}<{label}{ep}tg_id:{self.task_group_id}; bs:{self.batch_size}>"
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @property
+    def endpoint_id(self) -> uuid.UUID | None:
+        """The endpoint new tasks go to (checked at submit time)."""
+        return self._endpoint_id
+
+    @endpoint_id.setter
+    def endpoint_id(self, value: uuid.UUID | str | None) -> None:
+        self._endpoint_id = _optional_uuid(value, "endpoint_id")
+
+    @property
+    def task_group_id(self) -> uuid.UUID | None:
+        """The task group new tasks join; setting it also sets the default of later Executors."""
+        return self._task_group_id
+
+    @task_group_id.setter
+    def task_group_id(self, value: uuid.UUID | str | None) -> None:
+        tg = _optional_uuid(value, "task_group_id")
+        self._task_group_id = tg
+        if tg is not None:
+            Executor._default_task_group_id = tg
+
+    @property
+    def resource_specification(self) -> dict[str, Any] | None:
+        """Per-task resource requirements; snapshotted (deep-copied) at each submit."""
+        return self._resource_specification
+
+    @resource_specification.setter
+    def resource_specification(self, value: dict[str, Any] | None) -> None:
+        self._resource_specification = _json_dict(value, "Resource specification")
+
+    @property
+    def user_endpoint_config(self) -> dict[str, Any] | None:
+        """Multi-user endpoint template values; snapshotted (deep-copied) at each submit."""
+        return self._user_endpoint_config
+
+    @user_endpoint_config.setter
+    def user_endpoint_config(self, value: dict[str, Any] | None) -> None:
+        self._user_endpoint_config = _json_dict(value, "User endpoint configuration")
+
+    @property
+    def result_serializers(self) -> list[Any] | None:
+        """Strategies the endpoint tries, in order, to serialize results."""
+        return self._result_serializers
+
+    @result_serializers.setter
+    def result_serializers(self, value: Iterable[Any] | None) -> None:
+        if value is None:
+            self._result_serializers = self._result_serializer_paths = None
+            return
+        items = list(value)
+        self._result_serializer_paths = tuple(_wire_strategy(s) for s in items) or None
+        self._result_serializers = items
+
+    @property
+    def serializer(self) -> ComputeSerializer:
+        """The client's serializer: function code, task arguments and results."""
+        return self.client.fx_serializer
+
+    @serializer.setter
+    def serializer(self, value: ComputeSerializer) -> None:
+        if not isinstance(value, ComputeSerializer):
+            raise TypeError(f"Expected ComputeSerializer, got {type(value).__name__}")
+        self.client.fx_serializer = value
+
+    @property
+    def task_count_submitted(self) -> int:
+        """Tasks the service has accepted from this executor."""
+        return self._counts["sent"]
+
+    def progress(self) -> Progress:
+        """Counts of this executor's tasks by stage, for progress displays and logs."""
+        with self._lock:
+            c = dict(self._counts)
+            queued = self._submitter.queued()
+        running = c["submitted"] - queued - c["done"] - c["failed"] - c["cancelled"]
+        return Progress(
+            c["submitted"], queued, max(0, running), c["done"], c["failed"], c["cancelled"]
+        )
+
+    # -- registration --------------------------------------------------------------------------
+
+    def register_function(
+        self, fn: Callable[..., Any], function_id: str | None = None, **kwargs: Any
+    ) -> str:
+        """Register ``fn`` (or record a known ``function_id`` for it) in this executor's cache.
+
+        ``submit`` does this on first use; call it to pass registration options (``public``,
+        ``group``, ``description``, ...) to ``Client.register_function``.
+
+        Raises:
+            RuntimeError: The executor is shut down.
+            ValueError: ``fn`` is already registered under another id.
+        """
+        self._check_open("register functions")
+        key = _registry_key(fn)
+        with self._lock:
+            cached = self._registry.get(key) if key is not None else None
+        if cached is not None:
+            if function_id is not None and _canonical(function_id, "function_id") == cached:
+                log.warning("Function already registered as function id: %s", cached)
+                return cached
+            extra = f" (attempted id: {function_id})" if function_id else ""
+            raise ValueError(f"Function already registered as function id: {cached}{extra}")
+        if function_id is not None:
+            fid = _canonical(function_id, "function_id")
+        else:
+            fid = _canonical(self.client.register_function(fn, **kwargs), "function_id")
+        if key is not None:
+            with self._lock:
+                fid = self._registry.setdefault(key, fid)
+        return fid
+
+    def register_source_code(self, source: str, function_name: str, **kwargs: Any) -> str:
+        """Register Python ``source`` defining ``function_name``; runs on any endpoint Python.
+
+        Raises:
+            RuntimeError: The executor is shut down.
+            ValueError: The same source is already registered with this executor.
+        """
+        self._check_open("register functions")
+        key = ("source", source, function_name)
+        with self._lock:
+            if key in self._registry:
+                raise ValueError(f"Source already registered as function id: {self._registry[key]}")
+        fid = _canonical(
+            self.client.register_source_code(source, function_name, **kwargs), "function_id"
+        )
+        with self._lock:
+            return self._registry.setdefault(key, fid)
+
+    def _function_id_for(self, fn: Callable[..., Any]) -> str:
+        key = _registry_key(fn)
+        if key is not None:
+            with self._lock:
+                cached = self._registry.get(key)
+            if cached is not None:
+                return cached
+        return self.register_function(fn)
+
+    def _chunk_runner_id(self) -> str:
+        key = ("source", _CHUNK_RUNNER_SOURCE, _CHUNK_RUNNER_NAME)
+        with self._lock:
+            cached = self._registry.get(key)
+        return cached or self.register_source_code(_CHUNK_RUNNER_SOURCE, _CHUNK_RUNNER_NAME)
+
+    # -- submission ----------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> ComputeFuture:
+        """Run ``fn(*args, **kwargs)`` on the endpoint; returns its future at once.
+
+        ``fn`` is registered on first use; the arguments are serialized here, so a value that
+        cannot be serialized raises here and affects nothing else.
+
+        Raises:
+            RuntimeError: The executor is shut down.
+            ValueError: No ``endpoint_id`` is set.
+            TypeError, SerializationError: The arguments cannot be sent.
+        """
+        self._check_open("submit tasks")
+        self._require_endpoint()
+        return self._enqueue(self._function_id_for(fn), args, kwargs)
+
+    def submit_to_registered_function(
+        self,
+        function_id: uuid.UUID | str,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> ComputeFuture:
+        """Run an already registered function by id (no registration call)."""
+        self._check_open("submit tasks")
+        self._require_endpoint()
+        return self._enqueue(_canonical(function_id, "function_id"), args, kwargs)
+
+    def _enqueue(self, function_id: str, args: Any, kwargs: Any) -> ComputeFuture:
+        payload = pack_task_payload(self.serializer, args, kwargs)
+        tg = self._task_group_id
+        key = SubmitGroupKey(
+            str(self._endpoint_id),
+            None if tg is None else str(tg),
+            canonical_json(self._resource_specification),
+            canonical_json(self._user_endpoint_config),
+            self._result_serializer_paths,
+        )
+        future = ComputeFuture()
+        item = TaskItem(future, function_id, payload, key, time.monotonic())
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError(f"{self!r} is shutdown; no new functions may be executed")
+            _watch_for_exit(self)
+            self._submitter.put_locked(item)
+            self._counts["submitted"] += 1
+        return future
+
+    def _check_open(self, what: str) -> None:
+        if self._shutdown:
+            raise RuntimeError(f"{self!r} is shutdown; cannot {what}")
+
+    def _require_endpoint(self) -> None:
+        if self._endpoint_id is None:
+            raise ValueError(
+                "No endpoint_id set. Did you forget to set it at construction?\n"
+                "  Hint: Executor(endpoint_id=<ep_id>), or ex.endpoint_id = <ep_id>"
+            )
+
+    # -- callbacks from the submitter and poller threads (SubmitterHost) ----------------------
+
+    def current_task_group_id(self) -> str | None:
+        tg = self._task_group_id
+        return None if tg is None else str(tg)
+
+    def learn_task_group_id(self, task_group_id: str) -> None:
+        if self._task_group_id is None:
+            self.task_group_id = task_group_id  # type: ignore[assignment]
+
+    def hand_off(self, pairs: list[tuple[str, ComputeFuture]]) -> None:
+        with self._lock:
+            self._counts["sent"] += len(pairs)
+        self._watch(pairs)
+
+    def count_failed(self, n: int) -> None:
+        with self._lock:
+            self._counts["failed"] += n
+
+    def count_cancelled(self, n: int) -> None:
+        with self._lock:
+            self._counts["cancelled"] += n
+
+    def submitter_exited(self) -> None:
+        with self._lock:
+            poller = self._poller
+        if poller is not None:
+            poller.close_when_idle()
+
+    def _count_resolved(self, succeeded: int, failed: int) -> None:
+        with self._lock:
+            self._counts["done"] += succeeded
+            self._counts["failed"] += failed
+
+    def _watch(self, pairs: list[tuple[str, ComputeFuture]]) -> None:
+        """Give futures to the live poller, starting a new one if the last has ended."""
+        while True:
+            with self._lock:
+                poller = self._poller
+                if poller is None or not poller.accepting:
+                    if self._exiting:
+                        break
+                    poller = ResultPoller(
+                        self.client, on_resolved=self._count_resolved, **self._poll_settings
+                    )
+                    if self._shutdown:
+                        poller.close_when_idle()
+                    self._poller = poller
+                    self._pollers.append(poller)
+            if poller.watch(pairs):
+                return
+        err = ResultPollingError("the interpreter is exiting; results are no longer polled")
+        for _, future in pairs:
+            set_exception_quietly(future, err)
+        self._count_resolved(0, len(pairs))
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks; send (or cancel) what is queued; optionally wait for every result.
+
+        Idempotent. Later ``submit`` calls raise ``RuntimeError``.
+
+        Args:
+            wait: Block until every future of this executor is resolved and its threads ended.
+            cancel_futures: Cancel tasks not yet handed to the service instead of sending them.
+        """
+        with self._lock:
+            self._shutdown = True
+            cancelled = self._submitter.take_all_locked() if cancel_futures else []
+            self._submitter.close_locked()
+            poller = self._poller
+        n = sum(1 for item in cancelled if item.future.cancel())
+        if n:
+            self.count_cancelled(n)
+        if poller is not None:
+            poller.close_when_idle()
+        if wait:
+            self._join_threads()
+
+    def _join_threads(self, timeout: float | None = None) -> None:
+        if self._submitter.started:
+            self._submitter.thread.join(timeout)
+        # The submitter may have started a fresh poller while flushing; join every one.
+        with self._lock:
+            pollers = list(self._pollers)
+        for poller in pollers:
+            poller.join(timeout)
+
+    def _stop_for_exit(self) -> None:
+        """Interpreter exit: flush the queue to the service, stop polling, end the threads."""
+        self.shutdown(wait=False)
+        if self._submitter.started:
+            self._submitter.thread.join(_EXIT_FLUSH_TIMEOUT_S)
+        with self._lock:
+            self._exiting = True
+            pollers = list(self._pollers)
+        for poller in pollers:
+            poller.stop("the interpreter is exiting")
+        for poller in pollers:
+            poller.join()
+
+    # -- map -----------------------------------------------------------------------------------
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+        buffersize: int | None = None,
+        progress: bool = False,
+    ) -> Iterator[Any]:
+        """``fn`` applied to the items of ``iterables``, in order, computed on the endpoint.
+
+        Args:
+            fn: The function; registered once.
+            *iterables: Argument sources, zipped as in the builtin ``map``.
+            timeout: Seconds, counted from this call, after which ``next()`` raises
+                ``TimeoutError`` (and cancels what is still queued).
+            chunksize: Calls per task; >1 sends fewer, larger tasks (like ProcessPoolExecutor).
+            buffersize: Most tasks submitted ahead of the consumer (Python 3.14 semantics).
+            progress: Show a ``tqdm`` progress bar (``pip install tqdm``).
+
+        Raises:
+            ValueError: ``chunksize`` < 1 or ``buffersize`` < 1.
+            ImportError: ``progress=True`` without tqdm installed.
+        """
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        if buffersize is not None and not isinstance(buffersize, int):
+            raise TypeError("buffersize must be an integer or None")
+        if buffersize is not None and buffersize < 1:
+            raise ValueError("buffersize must be None or > 0")
+        bar = _progress_bar(iterables) if progress else None
+        end_time = None if timeout is None else time.monotonic() + timeout
+        calls: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
+        if chunksize == 1:
+            units: Iterator[Any] = calls
+            send = self._map_unit_sender(fn)
+        else:
+            units = iter(lambda: list(itertools.islice(calls, chunksize)), [])
+            send = self._map_chunk_sender(fn)
+        results = _ordered_results(self, send, units, end_time, buffersize, chunked=chunksize > 1)
+        return results if bar is None else _with_bar(results, bar)
+
+    def _map_unit_sender(self, fn: Callable[..., Any]) -> Callable[[Executor, Any], ComputeFuture]:
+        function_id = self._function_id_for(fn)
+        self._require_endpoint()
+        return lambda ex, args: ex._checked_enqueue(function_id, args, None)
+
+    def _map_chunk_sender(self, fn: Callable[..., Any]) -> Callable[[Executor, Any], ComputeFuture]:
+        runner_id = self._chunk_runner_id()
+        self._require_endpoint()
+        return lambda ex, chunk: ex._checked_enqueue(runner_id, (fn, chunk), None)
+
+    def _checked_enqueue(self, function_id: str, args: Any, kwargs: Any) -> ComputeFuture:
+        self._check_open("submit tasks")
+        return self._enqueue(function_id, args, kwargs)
+
+    # -- reload --------------------------------------------------------------------------------
+
+    def reload_tasks(self, task_group_id: uuid.UUID | str | None = None) -> list[ComputeFuture]:
+        """Futures for every task of a task group, e.g. after a crash or from a new process.
+
+        Finished tasks come back resolved; pending ones are polled like submitted tasks. A task
+        this executor already watches keeps its existing future.
+
+        Args:
+            task_group_id: The group; defaults to this executor's ``task_group_id`` (and,
+                when given, becomes it).
+
+        Raises:
+            ValueError: No task group id, or the service answered for another group.
+            RuntimeError: The executor is shut down.
+        """
+        self._check_open("reload tasks")
+        tg = _optional_uuid(task_group_id, "task_group_id") or self._task_group_id
+        if tg is None:
+            raise ValueError("must specify a task_group_id in order to reload tasks")
+        document = self.client.get_task_group(str(tg))
+        if str(document.get("taskgroup_id")) != str(tg):
+            raise ValueError(f"Unexpected task group in response: {document.get('taskgroup_id')}")
+        if task_group_id is not None:
+            self.task_group_id = tg  # type: ignore[assignment]
+        task_ids = [str(task["id"]) for task in document.get("tasks") or []]
+        if not task_ids:
+            log.warning("Task group %s has no tasks", tg)
+        with self._lock:
+            poller = self._poller
+        futures: list[ComputeFuture] = []
+        fresh: list[tuple[str, ComputeFuture]] = []
+        for task_id in task_ids:
+            future = poller.future_for(task_id) if poller is not None else None
+            if future is None:
+                future = ComputeFuture(task_id)
+                future.set_running_or_notify_cancel()
+                fresh.append((task_id, future))
+            futures.append(future)
+        with self._lock:
+            self._counts["submitted"] += len(fresh)
+        pending = self._resolve_finished(fresh)
+        if pending:
+            self.hand_off(pending)
+        return futures
+
+    def _resolve_finished(
+        self, pairs: list[tuple[str, ComputeFuture]]
+    ) -> list[tuple[str, ComputeFuture]]:
+        """Resolve reloaded tasks that already finished; return the ones still pending."""
+        pending: list[tuple[str, ComputeFuture]] = []
+        chunk = self._poll_settings["chunk_size"]
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start : start + chunk]
+            answers = self.client.get_batch_result([tid for tid, _ in part])
+            succeeded = failed = 0
+            for task_id, future in part:
+                answer = answers.get(task_id)
+                if answer is None or answer.get("pending", True):
+                    pending.append((task_id, future))
+                    continue
+                outcome = resolve_future(future, answer)
+                succeeded += outcome is True
+                failed += outcome is False
+            self._count_resolved(succeeded, failed)
+        return pending
+
+
+def _ordered_results(
+    executor: Executor,
+    send: Callable[[Executor, Any], ComputeFuture],
+    units: Iterator[Any],
+    end_time: float | None,
+    buffersize: int | None,
+    chunked: bool,
+) -> Iterator[Any]:
+    """Submit ``units`` (eagerly, or ``buffersize`` ahead) and return a generator of results.
+
+    Submission errors raise from ``map`` itself, as with the stdlib executors. The generator
+    holds only a weak reference to the executor, so an abandoned iterator does not keep it alive.
+    """
+    first = units if buffersize is None else itertools.islice(units, buffersize)
+    futures = [send(executor, unit) for unit in first]
+    futures.reverse()  # pop() from the end yields in submission order
+    executor_ref = weakref.ref(executor)
+
+    def results() -> Iterator[Any]:
+        try:
+            while futures:
+                if buffersize is not None:
+                    ex = executor_ref()
+                    unit = next(units, None) if ex is not None else None
+                    if unit is not None:
+                        futures.insert(0, send(ex, unit))
+                future = futures.pop()
+                remaining = None if end_time is None else end_time - time.monotonic()
+                value = _result_or_cancel(future, remaining)
+                if chunked:
+                    yield from value
+                else:
+                    yield value
+        finally:
+            for future in futures:
+                future.cancel()
+
+    return results()
+
+
+def _result_or_cancel(future: ComputeFuture, timeout: float | None) -> Any:
+    try:
+        return future.result(timeout)
+    finally:
+        future.cancel()
+
+
+def _progress_bar(iterables: tuple[Iterable[Any], ...]) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError as exc:
+        raise ImportError(
+            "map(progress=True) needs tqdm: pip install tqdm (or 'globus-compute[progress]')"
+        ) from exc
+    try:
+        total: int | None = min(len(it) for it in iterables)  # type: ignore[arg-type]
+    except TypeError:
+        total = None
+    return tqdm(total=total, unit="task")
+
+
+def _with_bar(results: Iterator[Any], bar: Any) -> Iterator[Any]:
+    with bar:
+        for value in results:
+            bar.update(1)
+            yield value
+
+
+def _watch_for_exit(executor: Executor) -> None:
+    """Make sure an executor still open at interpreter exit is stopped before threads are joined.
+
+    ``threading._register_atexit`` hooks run before the interpreter joins non-daemon threads
+    (the stdlib executors use it for the same reason); plain ``atexit`` would run too late.
+    """
+    global _exit_hook_registered
+    _live_executors.add(executor)
+    if _exit_hook_registered:
+        return
+    with _exit_hook_lock:
+        if not _exit_hook_registered:
+            threading._register_atexit(_stop_live_executors)  # type: ignore[attr-defined]
+            _exit_hook_registered = True
+
+
+def _stop_live_executors() -> None:
+    for executor in list(_live_executors):
+        try:
+            executor._stop_for_exit()
+        except Exception:
+            log.exception("Stopping %r at interpreter exit failed", executor)
+
+
+def _optional_uuid(value: uuid.UUID | str | None, name: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise ValueError(f"{name} must be a UUID, got {value!r}") from None
+
+
+def _canonical(value: uuid.UUID | str, name: str) -> str:
+    return str(_optional_uuid(value, name))
+
+
+def _json_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} must be of type dict, not {type(value).__name__}")
+    try:
+        canonical_json(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be JSON-serializable") from exc
+    return value
+
+
+def _wire_strategy(strategy_like: Any) -> str:
+    if isinstance(strategy_like, str) and strategy_like.startswith("globus_compute_sdk."):
+        return strategy_like
+    return reference_import_path(strategy_like)
+
+
+def _registry_key(fn: Callable[..., Any]) -> Any:
+    """The cache key for a function: the object itself; None (no caching) if unhashable."""
+    try:
+        hash(fn)
+    except TypeError:
+        return None
+    return fn
