@@ -28,6 +28,7 @@ def run_endpoint(
     *,
     workers: int | None = None,
     engine: str = "process",
+    config: str | None = None,
     max_retries_on_system_failure: int = 0,
     heartbeat_s: float = 5.0,
     on_ready: Callable[[str], None] | None = None,
@@ -42,7 +43,8 @@ def run_endpoint(
         token: The endpoint owner's bearer token.
         name: Endpoint name; the same name and owner keep the same endpoint id.
         workers: Worker processes or threads; defaults to the CPU count.
-        engine: ``"process"`` (default) or ``"thread"``; see ``engines.ENGINES``.
+        engine: ``"process"`` (default), ``"thread"`` or ``"parsl"``; see ``engines.ENGINES``.
+        config: An endpoint config file (YAML) for the ``parsl`` engine.
         max_retries_on_system_failure: Extra runs of a task lost with a worker or the agent.
         heartbeat_s: Seconds between heartbeats.
         on_ready: Called with the endpoint id once registered and running.
@@ -54,7 +56,7 @@ def run_endpoint(
         service_url,
         token,
         name,
-        create_engine(engine, workers),
+        create_engine(engine, workers, config),
         heartbeat_s=heartbeat_s,
         max_retries_on_system_failure=max_retries_on_system_failure,
     )
@@ -99,6 +101,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", required=True, help="endpoint name (stable endpoint id)")
     parser.add_argument("--workers", type=int, default=None, help="default: CPU count")
     parser.add_argument("--engine", choices=sorted(ENGINES), default="process")
+    parser.add_argument("--config", default=None, help="endpoint config file (parsl engine)")
     parser.add_argument("--max-retries-on-system-failure", type=int, default=0, metavar="K")
     parser.add_argument("--heartbeat-s", type=float, default=5.0, help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="WARNING", help="stderr log level")
@@ -124,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.name,
             workers=args.workers,
             engine=args.engine,
+            config=args.config,
             max_retries_on_system_failure=args.max_retries_on_system_failure,
             heartbeat_s=args.heartbeat_s,
             on_ready=announce,
