@@ -17,6 +17,7 @@ names) make ``pickle.loads`` raise, and we then use dill; objects whose class li
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import pickle
@@ -34,6 +35,8 @@ __all__ = ["DillDataBase64", "JSONData", "dill_dumps", "is_plain_data"]
 
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 _CONTAINERS = frozenset({tuple, list, dict, set})
+#: Input bytes per base64 line: 57 bytes encode to the 76 characters of a MIME line.
+_MIME_CHUNK = 57
 
 
 def is_plain_data(obj: Any) -> bool:
@@ -89,8 +92,15 @@ def dill_loads(raw: bytes) -> Any:
 
 
 def b64encode_mime(raw: bytes) -> str:
-    """Base64 with a newline every 76 characters and at the end, as the reference writes it."""
-    return base64.encodebytes(raw).decode("ascii")
+    """Base64 with a newline every 76 characters and at the end, as the reference writes it.
+
+    Same output as ``base64.encodebytes`` (57 input bytes per line), but slicing a memoryview
+    instead of copying each chunk, which matters for megabyte payloads.
+    """
+    view = memoryview(raw)
+    return b"".join(
+        [binascii.b2a_base64(view[i : i + _MIME_CHUNK]) for i in range(0, len(raw), _MIME_CHUNK)]
+    ).decode("ascii")
 
 
 def b64decode_mime(text: str) -> bytes:

@@ -8,8 +8,8 @@ failures in our error types so callers catch one thing.
 
 from __future__ import annotations
 
+import builtins
 import logging
-import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,14 +29,6 @@ from globus_compute.serialize.code import DillCode
 from globus_compute.serialize.data import DillDataBase64
 from globus_compute.serialize.packing import pack_buffers, unpack_buffers
 
-if sys.version_info >= (3, 11):
-    _ExceptionGroup: type[Exception] | None = ExceptionGroup  # noqa: F821
-else:  # pragma: no cover - Python 3.10 has it only through the backport
-    try:
-        from exceptiongroup import ExceptionGroup as _ExceptionGroup
-    except ImportError:
-        _ExceptionGroup = None
-
 log = logging.getLogger(__name__)
 
 __all__ = ["ComputeSerializer", "DEFAULT_STRATEGY_CODE", "DEFAULT_STRATEGY_DATA"]
@@ -45,6 +37,19 @@ __all__ = ["ComputeSerializer", "DEFAULT_STRATEGY_CODE", "DEFAULT_STRATEGY_DATA"
 DEFAULT_STRATEGY_CODE: SerializationStrategy = resolve_strategy(DillCode, for_code=True)
 #: Used for everything else when no data strategy is given.
 DEFAULT_STRATEGY_DATA: SerializationStrategy = resolve_strategy(DillDataBase64, for_code=False)
+
+
+def _failure_group(failures: list[Exception]) -> BaseException:
+    """An ExceptionGroup of every failure (Python 3.10 needs the ``exceptiongroup`` backport;
+    without it, the last failure stands in)."""
+    group_cls: Any = getattr(builtins, "ExceptionGroup", None)
+    if group_cls is None:  # pragma: no cover - Python 3.10
+        try:
+            from exceptiongroup import ExceptionGroup as group_cls
+        except ImportError:
+            return failures[-1]
+    return group_cls("Strategy failures:", failures)
+
 
 #: Number of buffers in a task body as the endpoint receives it: function, args, kwargs.
 TASK_BUFFER_COUNT = 3
@@ -200,8 +205,7 @@ class ComputeSerializer:
             except Exception as exc:
                 failures.append(exc)
         log.debug("No strategy in %s could serialize a %s", wanted, type(data).__name__)
-        cause = _ExceptionGroup("Strategy failures:", failures) if _ExceptionGroup else failures[-1]
-        raise SerializationError("All strategies failed.") from cause
+        raise SerializationError("All strategies failed.") from _failure_group(failures)
 
     def check_strategies(
         self, function: Callable[..., Any], *args: Any, **kwargs: Any

@@ -29,7 +29,12 @@ from globus_compute.serialize import (
     pack_buffers,
     unpack_buffers,
 )
-from globus_compute.serialize.data import dill_loads, is_plain_data
+from globus_compute.serialize.data import (
+    b64decode_mime,
+    b64encode_mime,
+    dill_loads,
+    is_plain_data,
+)
 
 
 def _reference_00(value: Any) -> str:
@@ -133,6 +138,13 @@ def test_int_and_str_subclasses_are_not_plain():
 
     assert not is_plain_data(MyInt(3))
     assert not is_plain_data((1, MyInt(3)))
+
+
+@pytest.mark.parametrize("size", [0, 1, 56, 57, 58, 114, 115, 100_000])
+def test_mime_base64_matches_encodebytes(size):
+    raw = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    assert b64encode_mime(raw) == base64.encodebytes(raw).decode()
+    assert b64decode_mime(b64encode_mime(raw)) == raw
 
 
 # -- reading 00 ---------------------------------------------------------------------------------
