@@ -9,6 +9,7 @@ import logging
 
 from globus_compute import errors
 from globus_compute.batch import Batch
+from globus_compute.client import Client
 from globus_compute.serialize import (
     AllCodeStrategies,
     AllDataStrategies,
@@ -30,6 +31,7 @@ __all__ = [
     "__version__",
     "errors",
     "Batch",
+    "Client",
     "ComputeSerializer",
     "AllCodeStrategies",
     "AllDataStrategies",
