@@ -35,6 +35,10 @@ __all__ = ["DillDataBase64", "JSONData", "dill_dumps", "is_plain_data"]
 
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 _CONTAINERS = frozenset({tuple, list, dict, set})
+_BLOBS = (str, bytes)
+#: Pickle's frame size target: larger strings are written outside frames.
+_LARGE_BLOB = 64 * 1024
+_SHORT_TUPLE = 8
 #: Input bytes per base64 line: 57 bytes encode to the 76 characters of a MIME line.
 _MIME_CHUNK = 57
 
@@ -73,9 +77,21 @@ def is_plain_data(obj: Any) -> bool:
     return True
 
 
+def _is_large_blob_call(obj: Any) -> bool:
+    """True for a big str/bytes, alone or in a short tuple (a typical ``(blob,)`` args tuple).
+
+    The C pickler copies large strings into its output buffer, while dill's Python pickler
+    writes them out unframed without the copy; for these values dill is the faster route to
+    the same bytes.
+    """
+    if type(obj) is tuple and len(obj) <= _SHORT_TUPLE:
+        return any(type(x) in _BLOBS and len(x) > _LARGE_BLOB for x in obj)
+    return type(obj) in _BLOBS and len(obj) > _LARGE_BLOB
+
+
 def dill_dumps(obj: Any) -> bytes:
     """``dill.dumps(obj)``, taking the byte-identical C pickler path for plain data."""
-    if is_plain_data(obj):
+    if is_plain_data(obj) and not _is_large_blob_call(obj):
         return pickle.dumps(obj, protocol=dill.settings["protocol"])
     return dill.dumps(obj)
 
