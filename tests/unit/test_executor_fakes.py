@@ -94,7 +94,12 @@ class FakeClient:
             tg = batch.options.get("task_group_id") or self.task_group_id
         if self.auto_finish:
             self.finish(*[t for ids in tasks.values() for t in ids])
-        return {"request_id": "r", "task_group_id": str(tg), "endpoint_id": str(endpoint_id), "tasks": tasks}
+        return {
+            "request_id": "r",
+            "task_group_id": str(tg),
+            "endpoint_id": str(endpoint_id),
+            "tasks": tasks,
+        }
 
     def get_batch_result(self, task_ids: list[str], *, wait: float = 0.0) -> dict[str, dict]:
         ids = list(task_ids)
@@ -103,7 +108,9 @@ class FakeClient:
             if self.poll_errors:
                 raise self.poll_errors.pop(0)
             deadline = time.monotonic() + wait
-            while wait > 0 and not any(not self._entries.get(t, {}).get("pending", True) for t in ids):
+            while wait > 0 and not any(
+                not self._entries.get(t, {}).get("pending", True) for t in ids
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -130,7 +137,11 @@ class FakeClient:
                     entry = {"pending": False, "status": "success", "result": result}
                 except Exception:
                     text = traceback.format_exc()
-                    entry = {"pending": False, "status": "failed", "exception": TaskExecutionFailed(text, "1")}
+                    entry = {
+                        "pending": False,
+                        "status": "failed",
+                        "exception": TaskExecutionFailed(text, "1"),
+                    }
                 entry["completion_t"] = "1"
                 self._entries[tid] = entry
             self._cv.notify_all()

@@ -1,0 +1,173 @@
+"""ResultPoller and BurstLimiter on their own, with the fake Client and injected clocks."""
+
+from __future__ import annotations
+
+import pytest
+from test_executor_fakes import FakeClient, HTTPError
+
+from globus_compute._poller import ResultPoller
+from globus_compute._rate_limit import BurstLimiter
+from globus_compute.errors import ResultPollingError
+from globus_compute.future import ComputeFuture
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def submitted(client: FakeClient, n: int) -> list[tuple[str, ComputeFuture]]:
+    """Put ``n`` pending tasks into the fake service and return (task id, future) pairs."""
+    from test_executor_fakes import FakeBatch
+
+    fid = client.register_function(lambda x: x + 1)
+    batch = FakeBatch()
+    for i in range(n):
+        batch.add_payload(
+            fid,
+            client.fx_serializer.pack_buffers(
+                [client.fx_serializer.serialize((i,)), client.fx_serializer.serialize({})]
+            ),
+        )
+    tids = client.batch_run("ep", batch)["tasks"][fid]
+    pairs = []
+    for tid in tids:
+        fut = ComputeFuture(tid)
+        fut.set_running_or_notify_cancel()
+        pairs.append((tid, fut))
+    return pairs
+
+
+def make_poller(client, **kw):
+    kw.setdefault("loopback", True)
+    kw.setdefault("min_interval_s", 0.001)
+    kw.setdefault("max_interval_s", 0.01)
+    return ResultPoller(client, **kw)
+
+
+def test_results_are_set_and_table_emptied():
+    client = FakeClient()
+    poller = make_poller(client)
+    pairs = submitted(client, 5)
+    assert poller.watch(pairs)
+    assert [f.result(timeout=10) for _, f in pairs] == [1, 2, 3, 4, 5]
+    poller.close_when_idle()
+    poller.join(10)
+    assert poller.pending_count() == 0 and not poller.thread.is_alive()
+
+
+def test_loopback_uses_long_poll_and_remote_does_not():
+    client = FakeClient()
+    loop = make_poller(client, long_poll_s=0.5)
+    pairs = submitted(client, 1)
+    loop.watch(pairs)
+    pairs[0][1].result(timeout=10)
+    assert client.poll_calls[0][1] == 0.5
+    remote = make_poller(client, loopback=False)
+    pairs = submitted(client, 1)
+    remote.watch(pairs)
+    pairs[0][1].result(timeout=10)
+    assert client.poll_calls[-1][1] == 0.0
+    for p in (loop, remote):
+        p.close_when_idle()
+        p.join(10)
+
+
+def test_gives_up_after_consecutive_failures_and_fails_every_pending_future():
+    client = FakeClient(auto_finish=False)
+    client.poll_errors.extend(ConnectionError(f"down {i}") for i in range(3))
+    poller = make_poller(client, max_failures=3)
+    pairs = submitted(client, 4)
+    poller.watch(pairs)
+    for _, fut in pairs:
+        with pytest.raises(ResultPollingError, match="3 consecutive"):
+            fut.result(timeout=10)
+    poller.join(10)
+    assert not poller.accepting and poller.failure is not None
+    assert poller.watch(submitted(client, 1)) is False
+
+
+def test_forbidden_is_fatal_at_once():
+    client = FakeClient(auto_finish=False)
+    client.poll_errors.append(HTTPError(403, "forbidden"))
+    poller = make_poller(client, max_failures=100)
+    pairs = submitted(client, 1)
+    poller.watch(pairs)
+    with pytest.raises(ResultPollingError, match="HTTP 403"):
+        pairs[0][1].result(timeout=10)
+    assert len(client.poll_calls) == 1
+
+
+def test_ids_the_service_never_reports_fail_instead_of_hanging():
+    client = FakeClient(auto_finish=False)
+    poller = make_poller(client, missing_limit=2, missing_grace_s=0.0, long_poll_s=0.01)
+    pairs = submitted(client, 2)
+    client.forget(pairs[0][0])
+    poller.watch(pairs)
+    with pytest.raises(ResultPollingError, match="unknown"):
+        pairs[0][1].result(timeout=10)
+    assert not pairs[1][1].done()
+    client.finish(pairs[1][0])
+    assert pairs[1][1].result(timeout=10) == 2
+    poller.close_when_idle()
+    poller.join(10)
+
+
+def test_stop_fails_pending_futures_with_the_reason():
+    client = FakeClient(auto_finish=False)
+    poller = make_poller(client, long_poll_s=0.05)
+    pairs = submitted(client, 2)
+    poller.watch(pairs)
+    poller.stop("the interpreter is exiting")
+    poller.join(10)
+    for _, fut in pairs:
+        with pytest.raises(ResultPollingError, match="interpreter is exiting"):
+            fut.result(timeout=0)
+
+
+def test_cancelled_future_is_left_alone():
+    client = FakeClient(auto_finish=False)
+    poller = make_poller(client)
+    pairs = submitted(client, 1)
+    fut = ComputeFuture(pairs[0][0])  # a reloaded future: pending, so the user may cancel it
+    assert fut.cancel()
+    poller.watch([(pairs[0][0], fut)])
+    client.finish()
+    poller.close_when_idle()
+    poller.join(10)
+    assert fut.cancelled()
+
+
+def test_remote_interval_backs_off_while_idle_and_resets_on_activity():
+    client = FakeClient(auto_finish=False)
+    poller = ResultPoller(client, loopback=False, min_interval_s=0.01, max_interval_s=0.04)
+    assert poller._pause(0.0) == 0.0
+    poller._activity = True  # what watch() does when new tasks arrive
+    poller._wake.set()
+    assert poller._pause(10.0) == 0.01  # new tasks cut a long pause short
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_burst_limiter_allows_a_burst_then_spaces_calls():
+    clock = FakeClock()
+    limiter = BurstLimiter(4, 16, batch_size=128, clock=clock, jitter=lambda: 0.0)
+    for _ in range(4):
+        assert limiter.delay() == 0.0
+        limiter.record(1)
+    assert limiter.delay() == pytest.approx(4.0)
+    clock.now += 3
+    assert limiter.delay() == pytest.approx(1.0)
+    clock.now += 14  # the burst has left the window
+    assert limiter.delay() == 0.0
+
+
+def test_burst_limiter_does_not_count_full_batches():
+    limiter = BurstLimiter(1, 16, batch_size=2, clock=FakeClock(), jitter=lambda: 0.0)
+    limiter.record(2)
+    assert limiter.delay() == 0.0
+    limiter.record(1)
+    assert limiter.delay() > 0
