@@ -90,7 +90,7 @@ async def json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise ServiceError(400, "BAD_REQUEST", f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")

@@ -109,6 +109,15 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, code, message, _request_id(request), dict(exc.headers or {})
         )
 
+    async def on_bad_text(request: Request, exc: UnicodeError) -> Response:
+        # Lone surrogates ("\ud800") are valid JSON escapes but cannot be stored as UTF-8.
+        return error_response(
+            422,
+            "VALIDATION_ERROR",
+            "Strings must be valid Unicode (no lone surrogates)",
+            _request_id(request),
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "INTERNAL_ERROR", "Internal service error", _request_id(request))
@@ -116,4 +125,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, on_service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(UnicodeError, on_bad_text)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)

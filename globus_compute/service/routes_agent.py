@@ -145,7 +145,7 @@ def _parse_result(item: Any) -> TaskResult:
     status = item.get("status")
     completion_t = item.get("completion_t")
     if _number(completion_t):
-        completion_t = repr(float(completion_t))
+        completion_t = str(completion_t)
     if not isinstance(completion_t, str):
         raise invalid(f"result of {tid}: completion_t must be a string of unix seconds")
     out: TaskResult = {"task_id": tid, "status": status, "completion_t": completion_t}  # type: ignore[typeddict-item]

@@ -24,6 +24,7 @@ from globus_compute.service.deps import (
 )
 from globus_compute.service.errors import ServiceError, forbidden, invalid, not_found
 from globus_compute.service.identity import EndpointRecord, User, can_use_endpoint, owns_endpoint
+from globus_compute.service.store import NameConflict
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _register(
         )
     except PermissionError as exc:
         raise forbidden(str(exc)) from None
-    except ValueError as exc:
+    except NameConflict as exc:
         raise ServiceError(409, "CONFLICT", str(exc)) from None
     ctx.notifier.notify_tasks(failed)
     ctx.notifier.notify_endpoints(requeued)

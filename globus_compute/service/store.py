@@ -31,6 +31,14 @@ _ENDPOINT_COLUMNS = (
 )
 
 
+class NameConflict(Exception):
+    """Another endpoint of the same owner already has the requested name."""
+
+
+#: Cap on ``max_retries_on_system_failure``; also keeps the value within SQLite's integers.
+MAX_RETRIES = 1000
+
+
 def _endpoint_from_row(row: tuple) -> EndpointRecord:
     return EndpointRecord(
         id=row[0],
@@ -249,12 +257,16 @@ class Store(TaskStoreMixin):
             ``(endpoint_id, failed_task_ids, requeued_task_ids_by_endpoint)``.
 
         Raises:
-            ValueError: ``endpoint_id`` is given but another endpoint of this owner has ``name``.
+            NameConflict: ``endpoint_id`` is given but another endpoint of this owner has ``name``.
             PermissionError: ``endpoint_id`` belongs to another identity.
         """
         metadata = metadata or {}
         max_retries = metadata.get("max_retries_on_system_failure", 0)
-        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        if (
+            not isinstance(max_retries, int)
+            or isinstance(max_retries, bool)
+            or not 0 <= max_retries <= MAX_RETRIES
+        ):
             max_retries = 0
         allowed = json.dumps(allowed_functions) if allowed_functions is not None else None
         with self.transaction() as db:
@@ -268,7 +280,7 @@ class Store(TaskStoreMixin):
                 if by_id is not None and by_id[0] != owner.id:
                     raise PermissionError(f"endpoint {endpoint_id} belongs to another identity")
                 if by_name is not None and by_name[0] != endpoint_id:
-                    raise ValueError(f"you already have endpoint {by_name[0]} named {name!r}")
+                    raise NameConflict(f"you already have endpoint {by_name[0]} named {name!r}")
                 exists = by_id is not None
             else:
                 endpoint_id = by_name[0] if by_name else str(uuid.uuid4())
