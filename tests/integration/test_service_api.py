@@ -253,3 +253,25 @@ def test_rate_limit_answers_429_with_retry_after(service_factory) -> None:
 
 def test_sigterm_exits_cleanly(service: Any) -> None:
     assert service.stop() == 0
+
+
+def test_lease_expiry_fails_task_with_endpoint_lost(service_factory) -> None:
+    svc = service_factory("--lease-s", "0.5")
+    fid, eid = _function_and_endpoint(svc)
+    (tid,) = _call(svc, "POST", f"/v3/endpoints/{eid}/submit", json={"tasks": {fid: ["p"]}}).json()[
+        "tasks"
+    ][fid]
+    assert (
+        len(
+            _call(svc, "POST", f"{AGENT_PREFIX}/{eid}/claim", json={"max_tasks": 1}).json()["tasks"]
+        )
+        == 1
+    )
+    # No heartbeat follows: the sweeper must fail the task; the long poll returns when it does.
+    deadline = time.monotonic() + 20
+    doc: dict = {}
+    while time.monotonic() < deadline and doc.get("status") != "failed":
+        body = _call(svc, "POST", "/v2/batch_status", params={"wait": 5}, json={"task_ids": [tid]})
+        doc = body.json()["results"][tid]
+    assert doc["status"] == "failed"
+    assert "EndpointLost" in doc["exception"] and "stopped heartbeating" in doc["exception"]
