@@ -41,6 +41,8 @@ CLAIM_PER_WORKER = 4
 CLAIM_HORIZON_S = 0.25
 #: Upper bounds on one results POST: the service refuses bodies over 10 MB.
 REPORT_MAX_RESULTS, REPORT_MAX_CHARS = 5000, 4 * 1024 * 1024
+#: How long a stopping agent keeps trying to deliver results to an unreachable service.
+REPORT_FLUSH_TIMEOUT_S = 10.0
 #: How often idle threads re-check their stop event.
 IDLE_WAIT_S = 0.5
 
@@ -182,7 +184,7 @@ class Agent:
         self._reporter_stop.set()
         with self._results_ready:
             self._results_ready.notify_all()
-        deadline = time.monotonic() + self.drain_timeout_s
+        deadline = time.monotonic() + REPORT_FLUSH_TIMEOUT_S
         reporter = threads["endpoint-reporter"]
         while reporter.is_alive() and time.monotonic() < deadline and not self._force.is_set():
             reporter.join(0.05)

@@ -8,6 +8,7 @@ finish and are reported); a second one stops it at once.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -111,6 +112,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line entry point; returns the process exit status."""
     args = _parse_args(argv)
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where an agent hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
