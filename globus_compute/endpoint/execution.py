@@ -97,8 +97,8 @@ class TaskRunner:
             return self._failed(task_id, text, start)
 
         if len(serialized) > RESULT_SIZE_LIMIT:
-            exc = MaxResultSizeExceeded(len(serialized), RESULT_SIZE_LIMIT)
-            return self._failed(task_id, repr(exc), start)
+            too_big = MaxResultSizeExceeded(len(serialized), RESULT_SIZE_LIMIT)
+            return self._failed(task_id, repr(too_big), start)
 
         end = time.time()
         return {

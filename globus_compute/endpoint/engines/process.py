@@ -95,7 +95,7 @@ class ProcessEngine(Engine):
             start_method = "forkserver" if "forkserver" in methods else "spawn"
         if start_method == "fork":
             raise ValueError("the fork start method is unsafe in a threaded agent")
-        self._mp = multiprocessing.get_context(start_method)
+        self._mp: Any = multiprocessing.get_context(start_method)
         self._context: EngineContext | None = None
         self._lock = threading.Lock()
         self._work_ready = threading.Condition(self._lock)
