@@ -31,8 +31,6 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 if TYPE_CHECKING:
     from parsl.executors import HighThroughputExecutor
 
@@ -115,6 +113,12 @@ def load_endpoint_config(path: str | os.PathLike[str]) -> EndpointConfig:
 
 def parse_endpoint_config(text: str, source: str = "<string>") -> EndpointConfig:
     """Shape-check the YAML text of an endpoint config (see the module docstring)."""
+    try:
+        import yaml
+    except ImportError as exc:
+        raise EndpointConfigError(
+            f"reading {source} needs PyYAML: pip install 'globus-compute[parsl]'"
+        ) from exc
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from globus_compute.endpoint.config import (
+pytest.importorskip("yaml")
+
+from globus_compute.endpoint.config import (  # noqa: E402
     EndpointConfigError,
     build_parsl_executor,
     build_provider,
