@@ -50,6 +50,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
+from globus_compute._map import ordered_results, progress_bar, run_chunk, with_bar
 from globus_compute._poller import ResultPoller, resolve_future
 from globus_compute._rate_limit import BurstLimiter, clamp_burst_limit, clamp_burst_window
 from globus_compute._submitter import (
@@ -68,13 +69,6 @@ from globus_compute.serialize import ComputeSerializer, reference_import_path
 log = logging.getLogger(__name__)
 
 __all__ = ["Executor", "Progress"]
-
-#: Portable (source text) runner for ``map(chunksize>1)``: one task runs a whole chunk of calls.
-_CHUNK_RUNNER_NAME = "globus_compute_map_chunk"
-_CHUNK_RUNNER_SOURCE = f"""\
-def {_CHUNK_RUNNER_NAME}(fn, chunk):
-    return [fn(*args) for args in chunk]
-"""
 
 #: How long ``shutdown``/interpreter exit waits for the submitter to send what is queued.
 _EXIT_FLUSH_TIMEOUT_S = 60.0
@@ -350,12 +344,6 @@ class Executor(concurrent.futures.Executor):
                 return cached
         return self.register_function(fn)
 
-    def _chunk_runner_id(self) -> str:
-        key = ("source", _CHUNK_RUNNER_SOURCE, _CHUNK_RUNNER_NAME)
-        with self._lock:
-            cached = self._registry.get(key)
-        return cached or self.register_source_code(_CHUNK_RUNNER_SOURCE, _CHUNK_RUNNER_NAME)
-
     # -- submission ----------------------------------------------------------------------------
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> ComputeFuture:
@@ -549,7 +537,7 @@ class Executor(concurrent.futures.Executor):
             raise TypeError("buffersize must be an integer or None")
         if buffersize is not None and buffersize < 1:
             raise ValueError("buffersize must be None or > 0")
-        bar = _progress_bar(iterables) if progress else None
+        bar = progress_bar(iterables) if progress else None
         end_time = None if timeout is None else time.monotonic() + timeout
         calls: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
         if chunksize == 1:
@@ -558,8 +546,8 @@ class Executor(concurrent.futures.Executor):
         else:
             units = iter(lambda: list(itertools.islice(calls, chunksize)), [])
             send = self._map_chunk_sender(fn)
-        results = _ordered_results(self, send, units, end_time, buffersize, chunked=chunksize > 1)
-        return results if bar is None else _with_bar(results, bar)
+        results = ordered_results(self, send, units, end_time, buffersize, chunked=chunksize > 1)
+        return results if bar is None else with_bar(results, bar)
 
     def _map_unit_sender(self, fn: Callable[..., Any]) -> Callable[[Executor, Any], ComputeFuture]:
         function_id = self._function_id_for(fn)
@@ -567,7 +555,7 @@ class Executor(concurrent.futures.Executor):
         return lambda ex, args: ex._checked_enqueue(function_id, args, None)
 
     def _map_chunk_sender(self, fn: Callable[..., Any]) -> Callable[[Executor, Any], ComputeFuture]:
-        runner_id = self._chunk_runner_id()
+        runner_id = self._function_id_for(run_chunk)
         self._require_endpoint()
         return lambda ex, chunk: ex._checked_enqueue(runner_id, (fn, chunk), None)
 
@@ -641,74 +629,6 @@ class Executor(concurrent.futures.Executor):
                 failed += outcome is False
             self._count_resolved(succeeded, failed)
         return pending
-
-
-def _ordered_results(
-    executor: Executor,
-    send: Callable[[Executor, Any], ComputeFuture],
-    units: Iterator[Any],
-    end_time: float | None,
-    buffersize: int | None,
-    chunked: bool,
-) -> Iterator[Any]:
-    """Submit ``units`` (eagerly, or ``buffersize`` ahead) and return a generator of results.
-
-    Submission errors raise from ``map`` itself, as with the stdlib executors. The generator
-    holds only a weak reference to the executor, so an abandoned iterator does not keep it alive.
-    """
-    first = units if buffersize is None else itertools.islice(units, buffersize)
-    futures = [send(executor, unit) for unit in first]
-    futures.reverse()  # pop() from the end yields in submission order
-    executor_ref = weakref.ref(executor)
-
-    def results() -> Iterator[Any]:
-        try:
-            while futures:
-                if buffersize is not None:
-                    ex = executor_ref()
-                    unit = next(units, None) if ex is not None else None
-                    if unit is not None:
-                        futures.insert(0, send(ex, unit))
-                future = futures.pop()
-                remaining = None if end_time is None else end_time - time.monotonic()
-                value = _result_or_cancel(future, remaining)
-                if chunked:
-                    yield from value
-                else:
-                    yield value
-        finally:
-            for future in futures:
-                future.cancel()
-
-    return results()
-
-
-def _result_or_cancel(future: ComputeFuture, timeout: float | None) -> Any:
-    try:
-        return future.result(timeout)
-    finally:
-        future.cancel()
-
-
-def _progress_bar(iterables: tuple[Iterable[Any], ...]) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError as exc:
-        raise ImportError(
-            "map(progress=True) needs tqdm: pip install tqdm (or 'globus-compute[progress]')"
-        ) from exc
-    try:
-        total: int | None = min(len(it) for it in iterables)  # type: ignore[arg-type]
-    except TypeError:
-        total = None
-    return tqdm(total=total, unit="task")
-
-
-def _with_bar(results: Iterator[Any], bar: Any) -> Iterator[Any]:
-    with bar:
-        for value in results:
-            bar.update(1)
-            yield value
 
 
 def _watch_for_exit(executor: Executor) -> None:
