@@ -10,6 +10,8 @@ import logging
 from globus_compute import errors
 from globus_compute.batch import Batch
 from globus_compute.client import Client
+from globus_compute.executor import Executor
+from globus_compute.future import ComputeFuture
 from globus_compute.serialize import (
     AllCodeStrategies,
     AllDataStrategies,
@@ -32,6 +34,8 @@ __all__ = [
     "errors",
     "Batch",
     "Client",
+    "Executor",
+    "ComputeFuture",
     "ComputeSerializer",
     "AllCodeStrategies",
     "AllDataStrategies",
