@@ -24,8 +24,10 @@ from a template; this engine serves its single owner and fails such tasks with a
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import queue
+import shlex
 import shutil
 import tempfile
 import threading
@@ -160,6 +162,7 @@ class ParslEngine(Engine):
         script_dir.mkdir(exist_ok=True)
         provider: Any = htex.provider
         provider.script_dir = str(script_dir)
+        _share_working_directory(provider)
         htex.start()
         self._htex = htex
         # The poller's first round scales out init_blocks at once; later rounds follow the
@@ -338,6 +341,21 @@ class ParslEngine(Engine):
             "completion_t": str(time.time()),
             "details": {"endpoint_id": endpoint_id},
         }
+
+
+def _share_working_directory(provider: Any) -> None:
+    """Let workers on this machine import modules from the agent's working directory.
+
+    HTEX workers start as a script, so unlike the process engine's workers (which inherit the
+    agent's ``sys.path``) they would not see modules next to where the agent was started;
+    functions serialized by reference to such a module would then fail to load. Blocks on other
+    nodes keep the config's ``worker_init`` unchanged: their environment is the admin's choice.
+    """
+    from parsl.providers import LocalProvider
+
+    if isinstance(provider, LocalProvider):
+        export = f'export PYTHONPATH={shlex.quote(os.getcwd())}"${{PYTHONPATH:+:$PYTHONPATH}}"'
+        provider.worker_init = f"{export}\n{provider.worker_init}".rstrip("\n")
 
 
 def _exception_line(exc: BaseException) -> str:
