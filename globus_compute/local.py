@@ -45,6 +45,20 @@ class LocalComputeError(RuntimeError):
     """The embedded service or endpoint could not be started."""
 
 
+def _parent_import_path() -> str:
+    """This process's ``sys.path`` as a ``PYTHONPATH`` for the children.
+
+    dill pickles functions of importable modules by reference, so the endpoint's workers must
+    import the same modules the caller can, as ``ProcessPoolExecutor``'s children do: the
+    embedded endpoint runs on the same machine, so it gets the same import path.
+    """
+    entries = [p or os.getcwd() for p in sys.path]
+    extra = os.environ.get("PYTHONPATH")
+    if extra:
+        entries.append(extra)
+    return os.pathsep.join(dict.fromkeys(entries))
+
+
 class ChildProcess:
     """One child of the embedded stack, whose first stdout line is its handshake.
 
@@ -63,7 +77,7 @@ class ChildProcess:
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> str:
         """Start the child and return its first line of stdout."""
         self._log_file = open(self.log_path, "a")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=_parent_import_path())
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,

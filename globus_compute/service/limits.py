@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from globus_compute.agent_protocol import AGENT_PREFIX
 from globus_compute.service.errors import error_response
 from globus_compute.service.identity import hash_token
 
@@ -29,6 +30,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Buckets idle this long are full again anyway; forgetting them bounds memory.
 _BUCKET_IDLE_S = 600.0
+
+#: An agent's results request may carry one result of up to the 10 MiB result limit plus its
+#: envelope, so agent routes get a larger body limit than user requests.
+AGENT_BODY_FACTOR = 3
 
 
 class TokenBucket:
@@ -66,9 +71,13 @@ class _TooLarge(Exception):
 class LimitsMiddleware:
     """Enforce the body size limit and the per-identity rate limit.
 
+    Agent routes are exempt from the rate limit (an agent uses its owner's token, and its
+    claims and reports must not eat the owner's request budget) and accept bodies
+    ``AGENT_BODY_FACTOR`` times larger (a single result may be as large as the user limit).
+
     Args:
         app: The wrapped ASGI app.
-        max_body: Largest accepted body in bytes.
+        max_body: Largest accepted body in bytes of a user request.
         bucket: Rate limiter, or None for no rate limit.
     """
 
@@ -84,7 +93,9 @@ class LimitsMiddleware:
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
         headers = {k: v for k, v in scope["headers"] if k in (b"content-length", b"authorization")}
-        if self.bucket is not None:
+        is_agent = scope["path"].startswith(AGENT_PREFIX)
+        max_body = self.max_body * AGENT_BODY_FACTOR if is_agent else self.max_body
+        if self.bucket is not None and not is_agent:
             auth = headers.get(b"authorization", b"").decode("latin-1")
             client = scope.get("client") or ("?", 0)
             key = hash_token(auth) if auth else f"addr:{client[0]}"
@@ -103,19 +114,19 @@ class LimitsMiddleware:
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.max_body
+                too_big = int(declared) > max_body
             except ValueError:
                 too_big = False
             if too_big:
-                await self._refuse(scope, receive, send, request_id)
+                await self._refuse(scope, receive, send, request_id, max_body)
                 return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
         try:
-            body = await self._read_body(receive)
+            body = await self._read_body(receive, max_body)
         except _TooLarge:
-            await self._refuse(scope, receive, send, request_id)
+            await self._refuse(scope, receive, send, request_id, max_body)
             return
         replayed = False
 
@@ -128,7 +139,7 @@ class LimitsMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive, max_body: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -137,18 +148,20 @@ class LimitsMiddleware:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            if size > max_body:
                 raise _TooLarge()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, max_body: int
+    ) -> None:
         resp = error_response(
             413,
             "TASK_PAYLOAD_TOO_LARGE",
-            f"Request body exceeds the limit of {self.max_body} bytes; submit fewer or smaller "
+            f"Request body exceeds the limit of {max_body} bytes; submit fewer or smaller "
             "tasks per request",
             request_id,
         )
