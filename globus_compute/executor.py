@@ -46,10 +46,17 @@ import threading
 import time
 import uuid
 import warnings
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
+from globus_compute._executor_support import (
+    canonical,
+    json_dict,
+    optional_uuid,
+    registry_key,
+    watch_for_exit,
+    wire_strategy,
+)
 from globus_compute._map import ordered_results, progress_bar, run_chunk, with_bar
 from globus_compute._poller import ResultPoller, resolve_future
 from globus_compute._rate_limit import BurstLimiter, clamp_burst_limit, clamp_burst_window
@@ -64,7 +71,7 @@ from globus_compute.batch import pack_task_payload
 from globus_compute.environments import is_loopback_url
 from globus_compute.errors import ResultPollingError
 from globus_compute.future import ComputeFuture
-from globus_compute.serialize import ComputeSerializer, reference_import_path
+from globus_compute.serialize import ComputeSerializer
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +79,6 @@ __all__ = ["Executor", "Progress"]
 
 #: How long ``shutdown``/interpreter exit waits for the submitter to send what is queued.
 _EXIT_FLUSH_TIMEOUT_S = 60.0
-
-_live_executors: weakref.WeakSet[Executor] = weakref.WeakSet()
-_exit_hook_lock = threading.Lock()
-_exit_hook_registered = False
 
 
 class Progress(NamedTuple):
@@ -176,7 +179,7 @@ class Executor(concurrent.futures.Executor):
                 4 if api_burst_limit is None else api_burst_limit
             )
             limiter = BurstLimiter(self.api_burst_limit, self.api_burst_window_s, self.batch_size)
-        self._poll_settings = {
+        self._poll_settings: dict[str, Any] = {
             "loopback": self.loopback,
             "chunk_size": 1024 if self.loopback else self.batch_size,
             "long_poll_s": long_poll_s,
@@ -212,7 +215,7 @@ class Executor(concurrent.futures.Executor):
 
     @endpoint_id.setter
     def endpoint_id(self, value: uuid.UUID | str | None) -> None:
-        self._endpoint_id = _optional_uuid(value, "endpoint_id")
+        self._endpoint_id = optional_uuid(value, "endpoint_id")
 
     @property
     def task_group_id(self) -> uuid.UUID | None:
@@ -221,7 +224,7 @@ class Executor(concurrent.futures.Executor):
 
     @task_group_id.setter
     def task_group_id(self, value: uuid.UUID | str | None) -> None:
-        tg = _optional_uuid(value, "task_group_id")
+        tg = optional_uuid(value, "task_group_id")
         self._task_group_id = tg
         if tg is not None:
             Executor._default_task_group_id = tg
@@ -233,7 +236,7 @@ class Executor(concurrent.futures.Executor):
 
     @resource_specification.setter
     def resource_specification(self, value: dict[str, Any] | None) -> None:
-        self._resource_specification = _json_dict(value, "Resource specification")
+        self._resource_specification = json_dict(value, "Resource specification")
 
     @property
     def user_endpoint_config(self) -> dict[str, Any] | None:
@@ -242,7 +245,7 @@ class Executor(concurrent.futures.Executor):
 
     @user_endpoint_config.setter
     def user_endpoint_config(self, value: dict[str, Any] | None) -> None:
-        self._user_endpoint_config = _json_dict(value, "User endpoint configuration")
+        self._user_endpoint_config = json_dict(value, "User endpoint configuration")
 
     @property
     def result_serializers(self) -> list[Any] | None:
@@ -255,7 +258,7 @@ class Executor(concurrent.futures.Executor):
             self._result_serializers = self._result_serializer_paths = None
             return
         items = list(value)
-        self._result_serializer_paths = tuple(_wire_strategy(s) for s in items) or None
+        self._result_serializer_paths = tuple(wire_strategy(s) for s in items) or None
         self._result_serializers = items
 
     @property
@@ -299,19 +302,19 @@ class Executor(concurrent.futures.Executor):
             ValueError: ``fn`` is already registered under another id.
         """
         self._check_open("register functions")
-        key = _registry_key(fn)
+        key = registry_key(fn)
         with self._lock:
             cached = self._registry.get(key) if key is not None else None
         if cached is not None:
-            if function_id is not None and _canonical(function_id, "function_id") == cached:
+            if function_id is not None and canonical(function_id, "function_id") == cached:
                 log.warning("Function already registered as function id: %s", cached)
                 return cached
             extra = f" (attempted id: {function_id})" if function_id else ""
             raise ValueError(f"Function already registered as function id: {cached}{extra}")
         if function_id is not None:
-            fid = _canonical(function_id, "function_id")
+            fid = canonical(function_id, "function_id")
         else:
-            fid = _canonical(self.client.register_function(fn, **kwargs), "function_id")
+            fid = canonical(self.client.register_function(fn, **kwargs), "function_id")
         if key is not None:
             with self._lock:
                 fid = self._registry.setdefault(key, fid)
@@ -329,14 +332,14 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             if key in self._registry:
                 raise ValueError(f"Source already registered as function id: {self._registry[key]}")
-        fid = _canonical(
+        fid = canonical(
             self.client.register_source_code(source, function_name, **kwargs), "function_id"
         )
         with self._lock:
             return self._registry.setdefault(key, fid)
 
     def _function_id_for(self, fn: Callable[..., Any]) -> str:
-        key = _registry_key(fn)
+        key = registry_key(fn)
         if key is not None:
             with self._lock:
                 cached = self._registry.get(key)
@@ -370,7 +373,7 @@ class Executor(concurrent.futures.Executor):
         """Run an already registered function by id (no registration call)."""
         self._check_open("submit tasks")
         self._require_endpoint()
-        return self._enqueue(_canonical(function_id, "function_id"), args, kwargs)
+        return self._enqueue(canonical(function_id, "function_id"), args, kwargs)
 
     def _enqueue(self, function_id: str, args: Any, kwargs: Any) -> ComputeFuture:
         payload = pack_task_payload(self.serializer, args, kwargs)
@@ -387,7 +390,7 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError(f"{self!r} is shutdown; no new functions may be executed")
-            _watch_for_exit(self)
+            watch_for_exit(self)
             self._submitter.put_locked(item)
             self._counts["submitted"] += 1
         return future
@@ -580,7 +583,7 @@ class Executor(concurrent.futures.Executor):
             RuntimeError: The executor is shut down.
         """
         self._check_open("reload tasks")
-        tg = _optional_uuid(task_group_id, "task_group_id") or self._task_group_id
+        tg = optional_uuid(task_group_id, "task_group_id") or self._task_group_id
         if tg is None:
             raise ValueError("must specify a task_group_id in order to reload tasks")
         document = self.client.get_task_group(str(tg))
@@ -629,67 +632,3 @@ class Executor(concurrent.futures.Executor):
                 failed += outcome is False
             self._count_resolved(succeeded, failed)
         return pending
-
-
-def _watch_for_exit(executor: Executor) -> None:
-    """Make sure an executor still open at interpreter exit is stopped before threads are joined.
-
-    ``threading._register_atexit`` hooks run before the interpreter joins non-daemon threads
-    (the stdlib executors use it for the same reason); plain ``atexit`` would run too late.
-    """
-    global _exit_hook_registered
-    _live_executors.add(executor)
-    if _exit_hook_registered:
-        return
-    with _exit_hook_lock:
-        if not _exit_hook_registered:
-            threading._register_atexit(_stop_live_executors)  # type: ignore[attr-defined]
-            _exit_hook_registered = True
-
-
-def _stop_live_executors() -> None:
-    for executor in list(_live_executors):
-        try:
-            executor._stop_for_exit()
-        except Exception:
-            log.exception("Stopping %r at interpreter exit failed", executor)
-
-
-def _optional_uuid(value: uuid.UUID | str | None, name: str) -> uuid.UUID | None:
-    if value is None:
-        return None
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        raise ValueError(f"{name} must be a UUID, got {value!r}") from None
-
-
-def _canonical(value: uuid.UUID | str, name: str) -> str:
-    return str(_optional_uuid(value, name))
-
-
-def _json_dict(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise TypeError(f"{what} must be of type dict, not {type(value).__name__}")
-    try:
-        canonical_json(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what} must be JSON-serializable") from exc
-    return value
-
-
-def _wire_strategy(strategy_like: Any) -> str:
-    if isinstance(strategy_like, str) and strategy_like.startswith("globus_compute_sdk."):
-        return strategy_like
-    return reference_import_path(strategy_like)
-
-
-def _registry_key(fn: Callable[..., Any]) -> Any:
-    """The cache key for a function: the object itself; None (no caching) if unhashable."""
-    try:
-        hash(fn)
-    except TypeError:
-        return None
-    return fn
