@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from globus_compute.agent_protocol import ClaimedTask, TaskResult
+from globus_compute.serialize.packing import pack_buffers
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,19 @@ _LOST_TEXT = {
 
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
+
+
+def executable_code(name: str, code: str, serialized: bool) -> str:
+    """The function buffer an endpoint unpacks: the stored code, or raw source made one.
+
+    ``register_source_code`` (SDK 4.19) sends plain source with ``serialized: false``; the
+    endpoint expects a packed, serialized function, so the source is wrapped as the reference
+    ``PureSourceTextInspect`` string (``st\\n<name>:<source>``). This is text, never executed
+    here.
+    """
+    if serialized:
+        return code
+    return pack_buffers([f"st\n{name}:{code}"])
 
 
 class TaskStoreMixin:
@@ -176,12 +190,14 @@ class TaskStoreMixin:
             ).fetchall()
             if not rows:
                 return []
-            codes = dict(
-                db.execute(
-                    "SELECT id, code FROM functions WHERE id IN (SELECT value FROM json_each(?))",
+            codes = {
+                fid: executable_code(name, code, bool(serialized))
+                for fid, name, code, serialized in db.execute(
+                    "SELECT id, name, code, serialized FROM functions "
+                    "WHERE id IN (SELECT value FROM json_each(?))",
                     (json.dumps(list({r[2] for r in rows})),),
-                ).fetchall()
-            )
+                )
+            }
         rows.sort()
         return [
             {

@@ -70,3 +70,15 @@ def test_cli_token_prints_the_same_token_each_time(tmp_path) -> None:
     assert token("alice") == first
     assert token("bob") != first
     assert layout.read_token_file(layout.token_path(tmp_path, "alice")) == first
+
+
+def test_register_source_code_runs_on_the_endpoint(local) -> None:
+    """Regression: source registered with ``serialized: false`` reached the endpoint raw and
+    failed with "Invalid length delimiter"."""
+    client = local.client()
+    source = "def shout(word):\n    return word.upper() + '!'\n"
+    function_id = client.register_source_code(source, "shout")
+    with local.executor() as ex:
+        future = ex.submit_to_registered_function(function_id, args=("hey",))
+        assert future.result(timeout=60) == "HEY!"
+    assert client.get_function(function_id)["function_code"] == source  # stored verbatim
