@@ -140,11 +140,6 @@ def test_function_document_and_delete(gcc):
     assert 400 <= info.value.http_status < 500
 
 
-@pytest.mark.xfail(
-    reason="service/endpoint bug: a `serialized: false` (raw source) function is prepended to the "
-    "task buffer unconverted, so the worker fails with 'Invalid length delimiter'",
-    strict=False,
-)
 def test_source_code_registration_runs(local, gcc):
     fid = gcc.register_source_code("def triple(x):\n    return 3 * x\n", "triple")
     tid = gcc.run(5, endpoint_id=local.endpoint_id, function_id=fid)
