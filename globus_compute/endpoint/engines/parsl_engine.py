@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: Most results handed to the sink in one call; bounds the size of one results request.
 MAX_RESULT_BATCH = 1000
+#: Longest a finished result waits for others to share its batch, in seconds.
+LINGER_S = 0.002
 #: How long the results thread waits for a result before re-checking its stop event.
 IDLE_WAIT_S = 0.2
 
@@ -280,9 +282,17 @@ class ParslEngine(Engine):
                 items = [self._done.get(timeout=IDLE_WAIT_S)]
             except queue.Empty:
                 continue
+            # HTEX hands results over one at a time; lingering briefly gathers a burst into
+            # one batch (one sink call, one results request) at a cost of at most LINGER_S.
+            linger_until = time.monotonic() + LINGER_S
             while len(items) < MAX_RESULT_BATCH:
+                remaining = linger_until - time.monotonic()
                 try:
-                    items.append(self._done.get_nowait())
+                    items.append(
+                        self._done.get(timeout=remaining)
+                        if remaining > 0
+                        else self._done.get_nowait()
+                    )
                 except queue.Empty:
                     break
             batch: list[TaskResult] = []
