@@ -68,6 +68,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _Disconnected(Exception):
+    """The client hung up before sending the whole body: there is no request to act on."""
+
+
 class LimitsMiddleware:
     """Enforce the body size limit and the per-identity rate limit.
 
@@ -128,6 +132,11 @@ class LimitsMiddleware:
         except _TooLarge:
             await self._refuse(scope, receive, send, request_id, max_body)
             return
+        except _Disconnected:
+            # A truncated body must never reach a route: a cut-off submit that still parsed as
+            # JSON would queue tasks nobody is waiting for. Nobody is left to answer either.
+            log.debug("Client disconnected before sending the whole body; request dropped")
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -145,7 +154,7 @@ class LimitsMiddleware:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise _Disconnected()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > max_body:
