@@ -7,15 +7,22 @@ thread can fail because of one bad argument. The thread groups queued tasks by *
 fields one submit request shares) and sends a group when:
 
 * it holds ``batch_size`` tasks, or the next task would push it past the request-size budget;
-* ``batch_interval`` has passed since its oldest task was queued; or
-* the thread was idle (no send for ``batch_interval``): a lone task goes out at once, so an
-  idle executor adds no latency. Under load, tasks accumulate while the previous request (or a
-  rate-limit pause) is in flight, which is where large batches come from.
+* its oldest task arrived while the thread was idle: it goes out at once, so an idle executor
+  (including one used submit -> result -> submit) adds no latency; or
+* its oldest task arrived while a request (or a rate-limit pause) was in flight, and
+  ``batch_interval`` has passed since: under load, tasks accumulate during the previous
+  request and then briefly wait for company, which is where large batches come from.
 
 A send that fails (after the Client's own transient retries) fails only the futures of that
-batch, with the real exception; the thread carries on. Hand-off to the service is the point of
-no return for ``Future.cancel()``: ``set_running_or_notify_cancel`` is called just before the
-batch is built, and cancelled futures are left out.
+batch, with the real exception; the thread carries on. The exception is a service that cannot be
+reached at all (connection refused or reset, connect timeout): globus-sdk gives up after 8-23 s,
+shorter than a service restart can take, so such a batch is resent with backoff for up to
+``connection_retry_s`` more. Like globus-sdk's own retry, a resend after a reset that hit a batch
+the service had already accepted submits it twice; the first copy's tasks then run unobserved.
+
+Hand-off to the service is the point of no return for ``Future.cancel()``:
+``set_running_or_notify_cancel`` is called just before the batch is built, and cancelled futures
+are left out.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from concurrent.futures import InvalidStateError
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+import globus_sdk
+
 from globus_compute._rate_limit import BurstLimiter
 from globus_compute.future import ComputeFuture
 
@@ -39,6 +48,11 @@ log = logging.getLogger(__name__)
 #: characters are counted; the margin covers JSON escaping of the payloads' newlines (base64
 #: lines are 76 characters) and the request's other fields.
 MAX_REQUEST_CHARS = 9_500_000
+
+#: How long a batch is resent while the service is unreachable, seconds (see the module doc).
+CONNECTION_RETRY_S = 120.0
+#: Errors meaning "no HTTP answer at all". Read timeouts are left out: the service was reached.
+UNREACHABLE = (globus_sdk.GlobusConnectionError, globus_sdk.GlobusConnectionTimeoutError)
 
 
 class SubmitGroupKey(NamedTuple):
@@ -60,6 +74,8 @@ class TaskItem:
     payload: str
     key: SubmitGroupKey
     queued_at: float
+    #: Set by the submitter: True if a request was in flight when the task was queued.
+    arrived_busy: bool = False
 
 
 class SubmitterHost(Protocol):
@@ -105,6 +121,7 @@ class TaskSubmitter:
         batch_interval: Longest a task waits for company once the thread is busy, seconds.
         limiter: The burst limiter, or None when rate limiting is off.
         max_request_chars: Payload characters allowed in one request.
+        connection_retry_s: How long a batch is resent while the service is unreachable.
     """
 
     def __init__(
@@ -117,6 +134,7 @@ class TaskSubmitter:
         batch_interval: float,
         limiter: BurstLimiter | None,
         max_request_chars: int = MAX_REQUEST_CHARS,
+        connection_retry_s: float = CONNECTION_RETRY_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -126,11 +144,12 @@ class TaskSubmitter:
         self.batch_interval = batch_interval
         self._limiter = limiter
         self.max_request_chars = max_request_chars
+        self.connection_retry_s = connection_retry_s
         self._clock = clock
         self._queue: collections.deque[TaskItem] = collections.deque()
         self._queued_chars = 0
         self._closing = False
-        self._last_send_end = float("-inf")
+        self._busy = False  # a request (or rate-limit pause) is under way; guarded by the lock
         self._stop = threading.Event()  # set by the thread itself once everything is flushed
         self.thread = threading.Thread(target=self._run, name="GlobusComputeTaskSubmitter")
 
@@ -138,6 +157,7 @@ class TaskSubmitter:
 
     def put_locked(self, item: TaskItem) -> None:
         """Queue a task and start the thread on first use (caller holds the lock)."""
+        item.arrived_busy = self._busy
         self._queue.append(item)
         self._queued_chars += len(item.payload)
         if not self.thread.is_alive() and not self._stop.is_set():
@@ -177,6 +197,8 @@ class TaskSubmitter:
                     break
                 for key, items in groups.items():
                     self._send(key, items)
+                with self._cv:
+                    self._busy = False
         except BaseException as exc:  # a defect here must not strand queued futures
             log.exception("Task submitter thread failed")
             with self._cv:
@@ -206,6 +228,7 @@ class TaskSubmitter:
             )
             # Tasks keep piling up meanwhile; shutdown cuts the pause short.
             with self._cv:
+                self._busy = True
                 self._cv.wait_for(lambda: self._closing, timeout=delay)
 
     def _next_groups(self) -> dict[SubmitGroupKey, list[TaskItem]] | None:
@@ -215,13 +238,14 @@ class TaskSubmitter:
                 if self._closing:
                     return None
                 self._cv.wait()
-            if not self._closing and self._clock() - self._last_send_end < self.batch_interval:
+            if not self._closing and self._queue[0].arrived_busy:
                 deadline = self._queue[0].queued_at + self.batch_interval
                 while not self._closing and not self._queue_is_full():
                     remaining = deadline - self._clock()
                     if remaining <= 0:
                         break
                     self._cv.wait(remaining)
+            self._busy = True
             return self._drain_locked()
 
     def _queue_is_full(self) -> bool:
@@ -260,7 +284,7 @@ class TaskSubmitter:
             )
             for item in live:
                 batch.add_payload(item.function_id, item.payload)
-            response = self._client.batch_run(key.endpoint_id, batch)
+            response = self._run_batch(key.endpoint_id, batch, len(live))
         except Exception as exc:
             log.warning("Submitting %d task(s) to %s failed: %r", len(live), key.endpoint_id, exc)
             for item in live:
@@ -268,10 +292,27 @@ class TaskSubmitter:
             self._host.count_failed(len(live))
             return
         finally:
-            self._last_send_end = self._clock()
             if self._limiter is not None:
                 self._limiter.record(len(items))
         self._accept(key, live, response)
+
+    def _run_batch(self, endpoint_id: str, batch: Any, n: int) -> Any:
+        """``batch_run``, resent with backoff while the service is unreachable (a restart)."""
+        deadline = self._clock() + self.connection_retry_s
+        delay = 1.0
+        while True:
+            try:
+                return self._client.batch_run(endpoint_id, batch)
+            except UNREACHABLE as exc:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise
+                delay = min(delay, remaining)
+                log.warning(
+                    "Compute service unreachable (%r); resending %d task(s) in %.1fs", exc, n, delay
+                )
+                self._stop.wait(delay)  # never set while the thread runs: a named, timed pause
+                delay = min(delay * 2, 10.0)
 
     def _accept(self, key: SubmitGroupKey, items: list[TaskItem], response: dict) -> None:
         """Give each future its task id (in order per function) and hand them to the poller."""

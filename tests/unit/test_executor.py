@@ -182,14 +182,28 @@ def test_batches_split_by_request_size(make_executor, client):
     assert sum(len(b) for b in client.batches) == 7
 
 
-def test_batch_interval_groups_tasks_after_a_recent_send(make_executor, client):
+def test_tasks_queued_during_a_send_wait_batch_interval_for_company(make_executor, client):
+    client.submit_gate = threading.Event()
     ex = make_executor(batch_interval=0.3)
-    ex.submit(double, 0).result()
+    first = ex.submit(double, 0)
+    assert client.submit_started.wait(10)
     t0 = time.monotonic()
-    futures = [ex.submit(double, i) for i in range(1, 4)]
-    assert [f.result() for f in futures] == [2, 4, 6]
+    futures = [ex.submit(double, i) for i in range(1, 3)]
+    client.submit_gate.set()
+    assert first.result(timeout=10) == 0
+    futures.append(ex.submit(double, 3))  # after the first send ended: joins the waiting batch
+    assert [f.result(timeout=10) for f in futures] == [2, 4, 6]
     assert [len(b) for b in client.batches] == [1, 3]
     assert client.batch_times[1] - t0 >= 0.25
+
+
+def test_task_after_a_finished_round_trip_is_sent_at_once(make_executor, client):
+    """Regression: a task submitted right after the previous result waited ``batch_interval``
+    for company (the rule was "a send ended recently"), which doubled single-task latency."""
+    ex = make_executor(batch_interval=60)
+    assert ex.submit(double, 0).result(timeout=10) == 0
+    assert ex.submit(double, 1).result(timeout=10) == 2
+    assert [len(b) for b in client.batches] == [1, 1]
 
 
 def test_failed_batch_fails_only_its_futures(make_executor, client):
