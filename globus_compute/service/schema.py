@@ -7,6 +7,7 @@ The service is one asyncio process, so one connection serves every request in tu
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -97,7 +98,10 @@ def connect(path: Path) -> sqlite3.Connection:
     request with ``BEGIN IMMEDIATE``; ``check_same_thread=False`` lets a test or a shutdown hook
     touch the store from another thread while the event loop is idle.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The database holds every payload and result: a new state dir and database are private to
+    # their owner whatever the umask (SQLite gives the -wal and -shm files the database's mode).
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
