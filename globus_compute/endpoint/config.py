@@ -28,6 +28,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -202,8 +203,9 @@ def build_parsl_executor(config: EndpointConfig, workers: int | None) -> HighThr
         options.setdefault("address", "127.0.0.1")
     else:
         provider = build_provider(provider_spec, config.source)
-        if isinstance(provider, LocalProvider):
-            options.setdefault("address", "127.0.0.1")
+    if isinstance(provider, LocalProvider):
+        options.setdefault("address", "127.0.0.1")
+        _share_working_directory(provider)
     if "address" in options:
         options["address"] = _address(options["address"], config.source)
     for key in ("worker_port_range", "interchange_port_range"):
@@ -237,6 +239,18 @@ def scaling_options(config: EndpointConfig) -> dict[str, Any]:
         "max_idletime": float(merged.get("max_idletime", DEFAULT_MAX_IDLETIME)),
         "strategy_period": float(merged.get("strategy_period", DEFAULT_STRATEGY_PERIOD)),
     }
+
+
+def _share_working_directory(provider: Any) -> None:
+    """Let workers on this machine import modules from the agent's working directory.
+
+    HTEX workers start as a script, so unlike the process engine's workers (which inherit the
+    agent's ``sys.path``) they would not see modules next to where the agent was started;
+    functions serialized by reference to such a module would then fail to load. Blocks on other
+    nodes keep the config's ``worker_init`` unchanged: their environment is the admin's choice.
+    """
+    export = f'export PYTHONPATH={shlex.quote(os.getcwd())}"${{PYTHONPATH:+:$PYTHONPATH}}"'
+    provider.worker_init = f"{export}\n{provider.worker_init}".rstrip("\n")
 
 
 def _parsl_class(module: Any, name: str, what: str) -> type:

@@ -24,10 +24,8 @@ from a template; this engine serves its single owner and fails such tasks with a
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import queue
-import shlex
 import shutil
 import tempfile
 import threading
@@ -64,6 +62,8 @@ log = logging.getLogger(__name__)
 
 #: Most results handed to the sink in one call; bounds the size of one results request.
 MAX_RESULT_BATCH = 1000
+#: How stale the interchange's manager list in ``status()`` may be, in seconds.
+STATUS_MAX_AGE_S = 0.5
 #: Longest a finished result waits for others to share its batch, in seconds.
 LINGER_S = 0.002
 #: How long the results thread waits for a result before re-checking its stop event.
@@ -139,6 +139,7 @@ class ParslEngine(Engine):
         self._done = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._view_cache: tuple[float, tuple[int, int, int]] = (-STATUS_MAX_AGE_S, (0, 0, 0))
 
     # -- Engine interface ---------------------------------------------------------------------
 
@@ -164,7 +165,6 @@ class ParslEngine(Engine):
         script_dir.mkdir(exist_ok=True)
         provider: Any = htex.provider
         provider.script_dir = str(script_dir)
-        _share_working_directory(provider)
         htex.start()
         self._htex = htex
         # The poller's first round scales out init_blocks at once; later rounds follow the
@@ -190,32 +190,69 @@ class ParslEngine(Engine):
                 self._done.put((task, None, self._failed(task, refusal)))
 
     def status(self) -> WorkerStatus:
+        """Parsl's view: connected workers, tasks held by managers, blocks.
+
+        Before any block has connected (``init_blocks: 0``, or idle blocks scaled in),
+        ``total_workers`` counts the workers of one block the provider will start on demand:
+        the agent claims work in proportion to it, and only claimed tasks make Parsl's
+        strategy submit a block. ``idle_workers`` always counts connected workers only.
+        """
         with self._lock:
             outstanding = self._outstanding
             htex = self._htex if self._state == "running" else None
+        if htex is None:
+            return {
+                "total_workers": 0,
+                "idle_workers": 0,
+                "pending_tasks": outstanding,
+                "outstanding_tasks": outstanding,
+                "managers": 0,
+            }
+        total, busy, blocks = self._manager_view(htex)
+        offered = total or self._on_demand_workers(htex)
+        return {
+            "total_workers": offered,
+            "idle_workers": max(0, total - busy),
+            "pending_tasks": max(0, htex.outstanding() - busy),
+            "outstanding_tasks": outstanding,
+            "managers": blocks,
+        }
+
+    def _manager_view(self, htex: HighThroughputExecutor) -> tuple[int, int, int]:
+        """(connected workers, tasks at managers, blocks), at most STATUS_MAX_AGE_S old.
+
+        The agent asks for status before every claim; each fresh answer is a round trip
+        through the interchange, which is busy dispatching the very tasks being claimed.
+        """
+        now = time.monotonic()
+        cached_at, view = self._view_cache
+        if now - cached_at < STATUS_MAX_AGE_S:
+            return view
         total = busy = 0
         blocks: set[str] = set()
-        queued = outstanding
-        if htex is not None and htex.interchange_proc is not None:
-            if htex.interchange_proc.poll() is None:
-                try:
-                    managers = htex.connected_managers()
-                except Exception:
-                    log.exception("could not ask the HTEX interchange for its managers")
-                    managers = []
-                for manager in managers:
-                    if manager.get("active", True):
-                        total += int(manager["worker_count"])
-                    busy += int(manager["tasks"])
-                    blocks.add(str(manager["block_id"]))
-                queued = max(0, htex.outstanding() - busy)
-        return {
-            "total_workers": total,
-            "idle_workers": max(0, total - busy),
-            "pending_tasks": queued,
-            "outstanding_tasks": outstanding,
-            "managers": len(blocks),
-        }
+        proc = htex.interchange_proc
+        if proc is not None and proc.poll() is None:
+            try:
+                managers = htex.connected_managers()
+            except Exception:
+                log.exception("could not ask the HTEX interchange for its managers")
+                managers = []
+            for manager in managers:
+                if manager.get("active", True):
+                    total += int(manager["worker_count"])
+                busy += int(manager["tasks"])
+                blocks.add(str(manager["block_id"]))
+        view = (total, busy, len(blocks))
+        self._view_cache = (now, view)
+        return view
+
+    @staticmethod
+    def _on_demand_workers(htex: HighThroughputExecutor) -> int:
+        provider: Any = htex.provider
+        if provider is None or int(getattr(provider, "max_blocks", 0)) < 1:
+            return 0
+        per_node = max(1, int(htex.workers_per_node))
+        return per_node * max(1, int(getattr(provider, "nodes_per_block", 1)))
 
     def shutdown(self, timeout: float = 10.0) -> None:
         with self._lock:
@@ -351,21 +388,6 @@ class ParslEngine(Engine):
             "completion_t": str(time.time()),
             "details": {"endpoint_id": endpoint_id},
         }
-
-
-def _share_working_directory(provider: Any) -> None:
-    """Let workers on this machine import modules from the agent's working directory.
-
-    HTEX workers start as a script, so unlike the process engine's workers (which inherit the
-    agent's ``sys.path``) they would not see modules next to where the agent was started;
-    functions serialized by reference to such a module would then fail to load. Blocks on other
-    nodes keep the config's ``worker_init`` unchanged: their environment is the admin's choice.
-    """
-    from parsl.providers import LocalProvider
-
-    if isinstance(provider, LocalProvider):
-        export = f'export PYTHONPATH={shlex.quote(os.getcwd())}"${{PYTHONPATH:+:$PYTHONPATH}}"'
-        provider.worker_init = f"{export}\n{provider.worker_init}".rstrip("\n")
 
 
 def _exception_line(exc: BaseException) -> str:
