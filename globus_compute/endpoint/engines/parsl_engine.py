@@ -123,7 +123,10 @@ class ParslEngine(Engine):
             config = load_endpoint_config(config)
         self.config = config
         self.workers = workers
-        self._scaling = scaling_options(config)  # checked now: a bad config fails early
+        # Built now, so a bad config fails before the agent registers; HTEX and providers
+        # start nothing until ``start``.
+        self._scaling = scaling_options(config)
+        self._executor = build_parsl_executor(config, workers)
         configured_dir = run_dir or config.engine.get("run_dir")
         self._run_dir = Path(configured_dir) if configured_dir else None
         self._owns_run_dir = configured_dir is None
@@ -155,7 +158,7 @@ class ParslEngine(Engine):
         self._max_retries = (
             context.max_retries_on_system_failure if configured is None else configured
         )
-        htex = build_parsl_executor(self.config, self.workers)
+        htex = self._executor
         if self._run_dir is None:
             self._run_dir = Path(tempfile.mkdtemp(prefix="globus-compute-parsl-"))
         self._run_dir.mkdir(parents=True, exist_ok=True)
