@@ -8,13 +8,7 @@ real endpoint of the hosted service instead (you will be asked to log in the fir
 
 from __future__ import annotations
 
-import contextlib
-import os
-import time
-
-from globus_compute import Client
-from globus_compute.environments import is_loopback_url
-from globus_compute.local import LocalCompute
+from globus_compute.local import local_or_hosted
 
 
 def noisy_multiply(x: float, y: float, noise: float = 1, offset: float = 0) -> float:
@@ -23,28 +17,8 @@ def noisy_multiply(x: float, y: float, noise: float = 1, offset: float = 0) -> f
     return x * y + random.uniform(offset - noise, offset + noise)
 
 
-def wait_for_batch(gcc: Client, task_ids: list[str], timeout: float = 120.0) -> dict[str, dict]:
-    """Poll until every task has finished; the embedded service holds each poll until one does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = gcc.get_batch_result(task_ids, wait=5)
-        if all(tid in status and not status[tid]["pending"] for tid in task_ids):
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"tasks still pending after {timeout} s")
-        if not is_loopback_url(gcc.service_url):
-            time.sleep(2)  # the hosted service ignores `wait`; keep under its rate limit
-
-
 def main() -> None:
-    endpoint_id = os.environ.get("GLOBUS_COMPUTE_ENDPOINT_ID")
-    with contextlib.ExitStack() as stack:
-        if endpoint_id:
-            gcc = Client()
-        else:
-            local = stack.enter_context(LocalCompute(workers=2))
-            gcc, endpoint_id = local.client(), local.endpoint_id
-
+    with local_or_hosted() as (gcc, endpoint_id):
         noisy_fn_id = gcc.register_function(noisy_multiply)
         batch = gcc.create_batch()
         calls = []
@@ -58,7 +32,9 @@ def main() -> None:
 
         # Task ids come back in the order the calls were added, grouped by function id.
         task_ids = [tid for fn_task_list in batch_res["tasks"].values() for tid in fn_task_list]
-        batch_status = wait_for_batch(gcc, task_ids)
+        for tid in task_ids:
+            gcc.get_result(tid, timeout=120)  # wait for each task to finish
+        batch_status = gcc.get_batch_result(task_ids)  # all finished: one call returns them
 
         for ((x, y), kw), tid in zip(calls, task_ids, strict=True):
             result = batch_status[tid]["result"]

@@ -8,11 +8,7 @@ instead (you will be asked to log in the first time). No task runs, so no endpoi
 
 from __future__ import annotations
 
-import contextlib
-import os
-
-from globus_compute import Client
-from globus_compute.local import LocalCompute
+from globus_compute.local import local_or_hosted
 
 
 def func() -> str:
@@ -25,12 +21,7 @@ def function_with_docstring() -> str:
 
 
 def main() -> None:
-    with contextlib.ExitStack() as stack:
-        if os.environ.get("GLOBUS_COMPUTE_ENDPOINT_ID"):
-            gcc = Client()
-        else:
-            gcc = stack.enter_context(LocalCompute(workers=1)).client()
-
+    with local_or_hosted(workers=1) as (gcc, _endpoint_id):
         registrations = {
             "argument": gcc.register_function(func, description="My function"),
             "docstring": gcc.register_function(function_with_docstring),

@@ -8,22 +8,11 @@ a real endpoint of the hosted service instead (you will be asked to log in the f
 
 from __future__ import annotations
 
-import contextlib
-import os
-
-from globus_compute import Client
-from globus_compute.local import LocalCompute
+from globus_compute.local import local_or_hosted
 
 
 def main() -> None:
-    endpoint_id = os.environ.get("GLOBUS_COMPUTE_ENDPOINT_ID")
-    with contextlib.ExitStack() as stack:
-        if endpoint_id:
-            gcc = Client()
-        else:
-            local = stack.enter_context(LocalCompute(workers=2))
-            gcc, endpoint_id = local.client(), local.endpoint_id
-
+    with local_or_hosted() as (gcc, endpoint_id):
         status = gcc.get_endpoint_status(endpoint_id)
         print(f"status: {status['status']}")
         print(f"workers: {status.get('details', {}).get('total_workers')}")

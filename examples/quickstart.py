@@ -8,12 +8,10 @@ Set GLOBUS_COMPUTE_ENDPOINT_ID to run the same code on a real endpoint of the ho
 
 from __future__ import annotations
 
-import contextlib
-import os
 from concurrent.futures import as_completed
 
 from globus_compute import Executor
-from globus_compute.local import LocalCompute
+from globus_compute.local import local_or_hosted
 
 
 def square(x: int) -> int:
@@ -22,17 +20,12 @@ def square(x: int) -> int:
 
 
 def main() -> None:
-    endpoint_id = os.environ.get("GLOBUS_COMPUTE_ENDPOINT_ID")
-    with contextlib.ExitStack() as stack:
-        if endpoint_id:
-            ex = stack.enter_context(Executor(endpoint_id=endpoint_id))
-        else:
-            local = stack.enter_context(LocalCompute(workers=2))
-            ex = stack.enter_context(local.executor())
-        futures = {ex.submit(square, i): i for i in range(10)}
-        done = sorted((futures[f], f.result()) for f in as_completed(futures))
-        print("submit:", done)
-        print("map:", list(ex.map(square, range(10))))
+    with local_or_hosted() as (client, endpoint_id):
+        with Executor(endpoint_id=endpoint_id, client=client) as ex:
+            futures = {ex.submit(square, i): i for i in range(10)}
+            done = sorted((futures[f], f.result()) for f in as_completed(futures))
+            print("submit:", done)
+            print("map:", list(ex.map(square, range(10))))
 
 
 if __name__ == "__main__":

@@ -10,14 +10,7 @@ real endpoint of the hosted service instead (you will be asked to log in the fir
 
 from __future__ import annotations
 
-import contextlib
-import os
-import time
-
-from globus_compute import Client
-from globus_compute.environments import is_loopback_url
-from globus_compute.errors import TaskPending
-from globus_compute.local import LocalCompute
+from globus_compute.local import local_or_hosted
 
 
 def double(x: int) -> int:
@@ -25,33 +18,12 @@ def double(x: int) -> int:
     return 2 * x
 
 
-def wait_for_result(gcc: Client, task_id: str, timeout: float = 120.0):
-    """Poll until the task finishes; the embedded service holds each poll until it does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return gcc.get_result(task_id)
-        except TaskPending:
-            if time.monotonic() > deadline:
-                raise
-            gcc.get_batch_result([task_id], wait=5)
-            if not is_loopback_url(gcc.service_url):
-                time.sleep(2)  # the hosted service ignores `wait`; keep under its rate limit
-
-
 def main() -> None:
-    endpoint_id = os.environ.get("GLOBUS_COMPUTE_ENDPOINT_ID")
-    with contextlib.ExitStack() as stack:
-        if endpoint_id:
-            gcc = Client()
-        else:
-            local = stack.enter_context(LocalCompute(workers=2))
-            gcc, endpoint_id = local.client(), local.endpoint_id
-
+    with local_or_hosted() as (gcc, endpoint_id):
         func_id = gcc.register_function(double, public=True)
         print(f"registered public function {gcc.get_function(func_id)['function_name']}")
         task_id = gcc.run(21, endpoint_id=endpoint_id, function_id=func_id)
-        print(f"double(21) = {wait_for_result(gcc, task_id)}")
+        print(f"double(21) = {gcc.get_result(task_id, timeout=120)}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ command-line entry points (``python -m globus_compute.service`` and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -303,3 +304,22 @@ class LocalCompute:
 
     def __repr__(self) -> str:
         return f"LocalCompute(base_url={self.base_url!r}, endpoint_id={self.endpoint_id!r})"
+
+
+@contextlib.contextmanager
+def local_or_hosted(workers: int = 2) -> Iterator[tuple[Client, str]]:
+    """A ``(client, endpoint_id)`` pair for scripts that run anywhere.
+
+    With ``GLOBUS_COMPUTE_ENDPOINT_ID`` set: a ``Client()`` of the hosted service (Globus Auth
+    login on first use) and that endpoint. Otherwise: an embedded ``LocalCompute`` stack with
+    ``workers`` workers, stopped when the block ends.
+    """
+    from globus_compute.client import Client
+
+    endpoint_id = os.environ.get("GLOBUS_COMPUTE_ENDPOINT_ID")
+    if endpoint_id:
+        yield Client(), endpoint_id
+        return
+    with LocalCompute(workers=workers) as local:
+        assert local.endpoint_id is not None
+        yield local.client(), local.endpoint_id

@@ -121,12 +121,14 @@ class Agent:
         api = ServiceAPI(self.service_url, self._token, self._stop_requested)
         try:
             self.endpoint_id = api.register(self.name, self._metadata())
+            context = EngineContext(
+                self.endpoint_id, self._on_results, self.max_retries_on_system_failure
+            )
+            self.engine.start(context)
+            # Online before the id is announced: whoever reads the id next may ask the status.
+            api.heartbeat(self.endpoint_id, self.engine.status())
         finally:
             api.close()
-        context = EngineContext(
-            self.endpoint_id, self._on_results, self.max_retries_on_system_failure
-        )
-        self.engine.start(context)
         for target, name, stop in (
             (self._heartbeat_loop, "endpoint-heartbeat", self._heartbeat_stop),
             (self._claim_loop, "endpoint-claimer", self._claimer_stop),

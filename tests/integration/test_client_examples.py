@@ -82,3 +82,11 @@ def test_endpoint_operations_reports_an_online_endpoint():
     metadata = re.fullmatch(r"metadata: uuid=([0-9a-f-]{36}) name=local", lines[2])
     assert metadata, lines[2]
     assert f"my endpoint: {metadata.group(1)} local" in lines[3:]
+
+
+def test_quickstart_prints_squares_from_submit_and_map():
+    lines = run_example("quickstart.py").splitlines()
+    assert lines == [
+        "submit: " + str([(i, i * i) for i in range(10)]),
+        "map: " + str([i * i for i in range(10)]),
+    ]

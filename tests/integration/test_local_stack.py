@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from globus_compute import state_dir as layout
-from globus_compute.errors import TaskExecutionFailed
+from globus_compute.errors import TaskExecutionFailed, TaskPending
 from globus_compute.local import LocalCompute
 
 pytestmark = pytest.mark.integration
@@ -82,3 +82,23 @@ def test_register_source_code_runs_on_the_endpoint(local) -> None:
         future = ex.submit_to_registered_function(function_id, args=("hey",))
         assert future.result(timeout=60) == "HEY!"
     assert client.get_function(function_id)["function_code"] == source  # stored verbatim
+
+
+def nap(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return f"slept {seconds}"
+
+
+def test_get_result_with_timeout_waits_for_the_task(local) -> None:
+    client = local.client()
+    function_id = client.register_function(nap)
+    slow = client.run(3.0, endpoint_id=local.endpoint_id, function_id=function_id)
+    quick = client.run(0.5, endpoint_id=local.endpoint_id, function_id=function_id)
+    with pytest.raises(TaskPending):
+        client.get_result(quick)  # no timeout: the reference behaviour, ask once
+    assert client.get_result(quick, timeout=60) == "slept 0.5"
+    with pytest.raises(TaskPending):
+        client.get_result(slow, timeout=0.3)
+    assert client.get_result(slow, timeout=60) == "slept 3.0"
