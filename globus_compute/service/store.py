@@ -31,6 +31,18 @@ _ENDPOINT_COLUMNS = (
 )
 
 
+def new_token() -> str:
+    """A fresh bearer token that never starts with "-".
+
+    Tokens travel on command lines (``--token TOKEN``), where argparse takes a leading dash for
+    an option: one token in 64 made ``LocalCompute`` fail to start its endpoint.
+    """
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
+
+
 class NameConflict(Exception):
     """Another endpoint of the same owner already has the requested name."""
 
@@ -95,7 +107,7 @@ class Store(TaskStoreMixin):
             token = state_dir_mod.read_token_file(path)
             if token is not None and hash_token(token) == row[0]:
                 return token
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         with self.transaction() as db:
             if row is None:
                 db.execute(

@@ -210,3 +210,12 @@ def test_store_survives_reopen(tmp_path: Path) -> None:
     assert s2.user_for_token(token).id == alice.id
     assert list(s2.task_documents(alice.id, tids)) == tids
     s2.close()
+
+
+def test_new_token_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a token like "-abc..." broke ``--token TOKEN`` argv (argparse saw an option)."""
+    from globus_compute.service import store as store_mod
+
+    drawn = iter(["-dash-first", "_ok-token"])
+    monkeypatch.setattr(store_mod.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert store_mod.new_token() == "_ok-token"
