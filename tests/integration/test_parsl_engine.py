@@ -274,3 +274,36 @@ def test_blocks_start_on_demand_when_none_run_at_first():
         assert poll(lambda: engine.status()["managers"] == 1)
     finally:
         engine.shutdown()
+
+
+def test_mpi_mode_turns_the_specification_into_a_launch_prefix(tmp_path):
+    """GlobusMPIEngine (Parsl's MPIExecutor) hands each task its own mpiexec prefix.
+
+    MPI mode reads the block's nodes from the batch job; a PBS node file naming this machine
+    stands in for a real allocation.
+    """
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("localhost\n")
+    config = parse_endpoint_config(
+        "engine:\n  type: GlobusMPIEngine\n  max_workers_per_block: 2\n"
+        "  mpi_launcher: mpiexec\n  heartbeat_period: 1\n"
+        "  provider:\n    type: LocalProvider\n    launcher: {type: SimpleLauncher}\n"
+        f"    worker_init: export PBS_NODEFILE={nodefile}\n",
+        source="mpi",
+    )
+    sink = Collector()
+    engine = ParslEngine(2, config=config)
+    engine.start(EngineContext(EP_ID, sink))
+    try:
+        spec = {"num_nodes": 1, "ranks_per_node": 2}
+        mpi = make_task(parsl_env, "PARSL_MPI_PREFIX", resource_specification=spec)
+        unspecified = make_task(parsl_env, "PARSL_MPI_PREFIX")
+        engine.submit([mpi, unspecified])
+        mpi_result, refused = sink.wait([mpi, unspecified], timeout=90)
+        assert SER.deserialize(mpi_result["result"]).split() == [
+            "mpiexec", "-n", "2", "-ppn", "2", "-hosts", "localhost"
+        ]  # fmt: skip
+        assert refused["status"] == "failed"
+        assert "MPI mode requires" in refused["exception"]
+    finally:
+        engine.shutdown()

@@ -298,7 +298,7 @@ class ParslEngine(Engine):
         except Exception as exc:
             return (
                 f"Task {task['task_id']} was refused: its resource_specification "
-                f"{task.get('resource_specification')!r} is not supported by this endpoint's "
+                f"{task.get('resource_specification') or {}!r} is not supported by this endpoint's "
                 f"Parsl {type(self._htex).__name__}.\n{_exception_line(exc)}"
             )
         context: dict[str, Any] = {
