@@ -47,19 +47,18 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 from globus_compute._executor_support import (
     canonical,
-    json_dict,
     optional_uuid,
     registry_key,
     watch_for_exit,
-    wire_strategy,
 )
 from globus_compute._map import ordered_results, progress_bar, run_chunk, with_bar
-from globus_compute._poller import ResultPoller, resolve_future
+from globus_compute._poller import ResultPoller
 from globus_compute._rate_limit import BurstLimiter, clamp_burst_limit, clamp_burst_window
+from globus_compute._reload import fetch_task_group, resolve_finished
 from globus_compute._submitter import (
     SubmitGroupKey,
     TaskItem,
@@ -67,6 +66,7 @@ from globus_compute._submitter import (
     canonical_json,
     set_exception_quietly,
 )
+from globus_compute._task_settings import TaskSettings
 from globus_compute.batch import pack_task_payload
 from globus_compute.environments import is_loopback_url
 from globus_compute.errors import ResultPollingError
@@ -92,7 +92,7 @@ class Progress(NamedTuple):
     cancelled: int
 
 
-class Executor(concurrent.futures.Executor):
+class Executor(TaskSettings, concurrent.futures.Executor):
     """Run Python functions on a Globus Compute endpoint with the ``concurrent.futures`` API.
 
     Args:
@@ -120,8 +120,6 @@ class Executor(concurrent.futures.Executor):
         TypeError: An unknown keyword, or a non-JSON-able resource spec / endpoint config.
         ValueError: A malformed UUID.
     """
-
-    _default_task_group_id: ClassVar[uuid.UUID | None] = None
 
     def __init__(
         self,
@@ -163,7 +161,7 @@ class Executor(concurrent.futures.Executor):
         self._result_serializers: list[Any] | None = None
         self._result_serializer_paths: tuple[str, ...] | None = None
         self.endpoint_id = endpoint_id  # type: ignore[assignment]
-        self.task_group_id = task_group_id or Executor._default_task_group_id  # type: ignore
+        self.task_group_id = task_group_id or TaskSettings._default_task_group_id  # type: ignore
         self.resource_specification = resource_specification
         self.user_endpoint_config = user_endpoint_config
         self.result_serializers = result_serializers  # type: ignore[assignment]
@@ -207,70 +205,6 @@ class Executor(concurrent.futures.Executor):
         return f"{type(self).__name__}<{label}{ep}tg_id:{self.task_group_id}; bs:{self.batch_size}>"
 
     # -- configuration -------------------------------------------------------------------------
-
-    @property
-    def endpoint_id(self) -> uuid.UUID | None:
-        """The endpoint new tasks go to (checked at submit time)."""
-        return self._endpoint_id
-
-    @endpoint_id.setter
-    def endpoint_id(self, value: uuid.UUID | str | None) -> None:
-        self._endpoint_id = optional_uuid(value, "endpoint_id")
-
-    @property
-    def task_group_id(self) -> uuid.UUID | None:
-        """The task group new tasks join; setting it also sets the default of later Executors."""
-        return self._task_group_id
-
-    @task_group_id.setter
-    def task_group_id(self, value: uuid.UUID | str | None) -> None:
-        tg = optional_uuid(value, "task_group_id")
-        self._task_group_id = tg
-        if tg is not None:
-            Executor._default_task_group_id = tg
-
-    @property
-    def resource_specification(self) -> dict[str, Any] | None:
-        """Per-task resource requirements; snapshotted (deep-copied) at each submit."""
-        return self._resource_specification
-
-    @resource_specification.setter
-    def resource_specification(self, value: dict[str, Any] | None) -> None:
-        self._resource_specification = json_dict(value, "Resource specification")
-
-    @property
-    def user_endpoint_config(self) -> dict[str, Any] | None:
-        """Multi-user endpoint template values; snapshotted (deep-copied) at each submit."""
-        return self._user_endpoint_config
-
-    @user_endpoint_config.setter
-    def user_endpoint_config(self, value: dict[str, Any] | None) -> None:
-        self._user_endpoint_config = json_dict(value, "User endpoint configuration")
-
-    @property
-    def result_serializers(self) -> list[Any] | None:
-        """Strategies the endpoint tries, in order, to serialize results."""
-        return self._result_serializers
-
-    @result_serializers.setter
-    def result_serializers(self, value: Iterable[Any] | None) -> None:
-        if value is None:
-            self._result_serializers = self._result_serializer_paths = None
-            return
-        items = list(value)
-        self._result_serializer_paths = tuple(wire_strategy(s) for s in items) or None
-        self._result_serializers = items
-
-    @property
-    def serializer(self) -> ComputeSerializer:
-        """The client's serializer: function code, task arguments and results."""
-        return self.client.fx_serializer
-
-    @serializer.setter
-    def serializer(self, value: ComputeSerializer) -> None:
-        if not isinstance(value, ComputeSerializer):
-            raise TypeError(f"Expected ComputeSerializer, got {type(value).__name__}")
-        self.client.fx_serializer = value
 
     @property
     def task_count_submitted(self) -> int:
@@ -586,14 +520,9 @@ class Executor(concurrent.futures.Executor):
         tg = optional_uuid(task_group_id, "task_group_id") or self._task_group_id
         if tg is None:
             raise ValueError("must specify a task_group_id in order to reload tasks")
-        document = self.client.get_task_group(str(tg))
-        if str(document.get("taskgroup_id")) != str(tg):
-            raise ValueError(f"Unexpected task group in response: {document.get('taskgroup_id')}")
+        task_ids = fetch_task_group(self.client, str(tg))
         if task_group_id is not None:
             self.task_group_id = tg  # type: ignore[assignment]
-        task_ids = [str(task["id"]) for task in document.get("tasks") or []]
-        if not task_ids:
-            log.warning("Task group %s has no tasks", tg)
         with self._lock:
             poller = self._poller
         futures: list[ComputeFuture] = []
@@ -607,28 +536,8 @@ class Executor(concurrent.futures.Executor):
             futures.append(future)
         with self._lock:
             self._counts["submitted"] += len(fresh)
-        pending = self._resolve_finished(fresh)
+        chunk = self._poll_settings["chunk_size"]
+        pending = resolve_finished(self.client, fresh, chunk, self._count_resolved)
         if pending:
             self.hand_off(pending)
         return futures
-
-    def _resolve_finished(
-        self, pairs: list[tuple[str, ComputeFuture]]
-    ) -> list[tuple[str, ComputeFuture]]:
-        """Resolve reloaded tasks that already finished; return the ones still pending."""
-        pending: list[tuple[str, ComputeFuture]] = []
-        chunk = self._poll_settings["chunk_size"]
-        for start in range(0, len(pairs), chunk):
-            part = pairs[start : start + chunk]
-            answers = self.client.get_batch_result([tid for tid, _ in part])
-            succeeded = failed = 0
-            for task_id, future in part:
-                answer = answers.get(task_id)
-                if answer is None or answer.get("pending", True):
-                    pending.append((task_id, future))
-                    continue
-                outcome = resolve_future(future, answer)
-                succeeded += outcome is True
-                failed += outcome is False
-            self._count_resolved(succeeded, failed)
-        return pending

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from test_executor_fakes import FakeClient, HTTPError
 
+from globus_compute._task_settings import TaskSettings
 from globus_compute.errors import ResultPollingError, SerializationError, TaskExecutionFailed
 from globus_compute.executor import Executor
 from globus_compute.future import ComputeFuture
@@ -394,8 +395,8 @@ def test_reload_tasks_from_a_new_executor(make_executor, client):
     assert pending.result() == 4
 
 
-def test_reload_tasks_needs_a_task_group(make_executor, client):
-    Executor._default_task_group_id = None
+def test_reload_tasks_needs_a_task_group(make_executor, client, monkeypatch):
+    monkeypatch.setattr(TaskSettings, "_default_task_group_id", None)
     ex = make_executor()
     with pytest.raises(ValueError, match="task_group_id"):
         ex.reload_tasks()
