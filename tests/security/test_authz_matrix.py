@@ -472,3 +472,32 @@ def test_anyone_runs_a_public_function(world: World) -> None:
     _agent_completes(w, "alice", w.e_alice_pub, tid, w.f_pub)
     assert _ok(w.call("mallory", "GET", f"/v2/tasks/{tid}"))["result"] == '11\n"alice-ran-it"'
     assert w.call("alice", "GET", f"/v2/tasks/{tid}").status_code == 404
+
+
+@pytest.mark.timeout(30)
+def test_public_endpoint_runs_any_callers_own_function(world: World) -> None:
+    """Documented limit: a ``public`` endpoint accepts any identity's functions (here mallory's
+    private one), and its owner's agent receives that code to run."""
+    w = world
+    body = {"function_name": "m", "function_code": SECRET_CODE}
+    fid = _ok(w.call("mallory", "POST", "/v3/functions", body))["function_uuid"]
+    tid = _run_through_agent(w, "mallory", w.e_alice_pub, fid)
+    _agent_completes(w, "alice", w.e_alice_pub, tid, fid)
+    assert _ok(w.call("mallory", "GET", f"/v2/tasks/{tid}"))["status"] == "success"
+    # The private endpoint, by contrast, refuses it.
+    refused = w.call("mallory", "POST", f"/v3/endpoints/{w.e_alice}/submit",
+                     {"tasks": {fid: ["p"]}})  # fmt: skip
+    assert refused.status_code == 404
+
+
+@pytest.mark.timeout(30)
+def test_registering_for_a_group_one_is_not_in_only_shares_ones_own_function(
+    world: World,
+) -> None:
+    """Documented limit: mallory may name alice's group on her own function; that grants the
+    group's members access to mallory's function and mallory nothing of theirs."""
+    w = world
+    body = {"function_name": "gift", "function_code": "1\nx", "group": w.who.group}
+    fid = _ok(w.call("mallory", "POST", "/v3/functions", body))["function_uuid"]
+    assert _ok(w.call("bob", "GET", f"/v2/functions/{fid}"))["function_uuid"] == fid
+    assert w.call("mallory", "GET", f"/v2/functions/{w.f_grp}").status_code == 404
