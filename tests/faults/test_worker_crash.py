@@ -59,3 +59,4 @@ def test_dying_worker_fails_only_its_task(
             assert future.result(timeout=0) == (x, x * x)
     results, errors = outcomes(everything)
     assert (len(results), len(errors)) == (TASKS + 20 - len(doomed), len(doomed))
+    print(f"worker {how}: {len(results)} ok, {len(errors)} WorkerLost")
