@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from benchmarks import bench_executor, bench_scale, bench_serialize, bench_service
+from benchmarks import bench_executor, bench_parsl, bench_scale, bench_serialize, bench_service
 from benchmarks.harness import Report
 
 
@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write JSON")
     parser.add_argument("--skip-scale", action="store_true", help="skip the 100,000-task run")
+    parser.add_argument("--skip-parsl", action="store_true", help="skip the parsl engine row")
     parser.add_argument("--engine", default="process", help="endpoint engine for the run")
     ns = parser.parse_args(argv)
 
@@ -23,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}", flush=True)
     print("serialization (ours vs reference)...", flush=True)
     bench_serialize.run(report)
-    with LocalCompute(workers=2, engine=ns.engine, service_args=["--retention-s", "0"]) as local:
+    with LocalCompute(
+        workers=2, engine=ns.engine, service_args=["--retention-s", "0", "--purge-interval-s", "1"]
+    ) as local:
         print("executor vs ProcessPoolExecutor(2)...", flush=True)
         bench_executor.run(report, local)
         print("service, reference client...", flush=True)
@@ -31,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         if not ns.skip_scale:
             print("scale...", flush=True)
             bench_scale.run(report, local)
+    if not ns.skip_parsl:
+        try:
+            import parsl  # noqa: F401
+        except ImportError:
+            print("(parsl not installed: parsl engine row skipped)")
+        else:
+            print("parsl engine vs process engine...", flush=True)
+            bench_parsl.run(report)
     print()
     print(report.table())
     report.to_json(ns.json)

@@ -167,7 +167,8 @@ class LocalCompute:
 
     Args:
         workers: Worker processes (or threads) of the endpoint.
-        engine: The endpoint's engine: ``"process"`` (default) or ``"thread"``.
+        engine: The endpoint's engine: ``"process"`` (default), ``"thread"`` or ``"parsl"``
+            (needs ``pip install 'globus-compute[parsl]'``).
         state_dir: Where the database, token files and logs live. None: a temporary dir,
             removed on exit. A given dir is kept, so a later ``LocalCompute`` resumes it.
         endpoint_name: The endpoint's name (same name and owner keep the endpoint id).
@@ -178,6 +179,8 @@ class LocalCompute:
         port: The service port; 0 picks a free one.
         service_args: Extra command-line options for the service (e.g. ``["--retention-s",
             "60"]``).
+        endpoint_config: An endpoint config file (YAML, see ``examples/endpoint_config_*.yaml``)
+            for the ``parsl`` engine.
     """
 
     def __init__(
@@ -191,6 +194,7 @@ class LocalCompute:
         max_retries_on_system_failure: int = 0,
         port: int = 0,
         service_args: Sequence[str] = (),
+        endpoint_config: str | os.PathLike[str] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -203,6 +207,7 @@ class LocalCompute:
         self._given_state_dir = state_dir
         self._port = port
         self.service_args = list(service_args)
+        self.endpoint_config = endpoint_config
         self.state_dir: Path | None = None
         self.base_url: str | None = None
         self.token: str | None = None
@@ -263,6 +268,8 @@ class LocalCompute:
             "--engine", self.engine,
             "--max-retries-on-system-failure", str(self.max_retries_on_system_failure),
         ]  # fmt: skip
+        if self.endpoint_config is not None:
+            argv += ["--config", os.fspath(self.endpoint_config)]
         self.endpoint = ChildProcess("endpoint", argv, self.state_dir / "endpoint.log")
         self.endpoint_id = self.endpoint.start()
 

@@ -61,6 +61,7 @@ class Agent:
         max_retries_on_system_failure: Extra runs of a task lost with a worker or the agent;
             sent to the service in the registration metadata and given to the engine.
         drain_timeout_s: How long a graceful stop lets claimed tasks finish.
+        display_name: Shown instead of ``name`` in endpoint listings (from a config file).
     """
 
     def __init__(
@@ -75,11 +76,13 @@ class Agent:
         claim_wait_s: float = 2.0,
         max_retries_on_system_failure: int = 0,
         drain_timeout_s: float = 30.0,
+        display_name: str | None = None,
     ) -> None:
         if max_retries_on_system_failure < 0:
             raise ValueError("max_retries_on_system_failure must be 0 or more")
         self.service_url = service_url
         self.name = name
+        self.display_name = display_name
         self.engine = engine
         self.heartbeat_s = heartbeat_s
         self.claim_batch = max(1, claim_batch)
@@ -120,7 +123,7 @@ class Agent:
             self._started = True
         api = ServiceAPI(self.service_url, self._token, self._stop_requested)
         try:
-            self.endpoint_id = api.register(self.name, self._metadata())
+            self.endpoint_id = api.register(self.name, self._metadata(), self.display_name)
             context = EngineContext(
                 self.endpoint_id, self._on_results, self.max_retries_on_system_failure
             )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from globus_compute.endpoint.agent import Agent
+from globus_compute.endpoint.config import load_endpoint_config
 from globus_compute.endpoint.engines import ENGINES, create_engine
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def run_endpoint(
     Raises:
         ServiceError: If the service refuses the registration.
     """
+    display_name = load_endpoint_config(config).display_name if config is not None else None
     agent = Agent(
         service_url,
         token,
@@ -60,6 +62,7 @@ def run_endpoint(
         create_engine(engine, workers, config),
         heartbeat_s=heartbeat_s,
         max_retries_on_system_failure=max_retries_on_system_failure,
+        display_name=display_name,
     )
     restore = _install_signal_handlers(agent)
     try:

@@ -93,9 +93,13 @@ class ServiceAPI:
     def close(self) -> None:
         self.session.close()
 
-    def register(self, name: str, metadata: dict[str, Any]) -> str:
+    def register(
+        self, name: str, metadata: dict[str, Any], display_name: str | None = None
+    ) -> str:
         """Register (or re-register) the endpoint called ``name``; returns its id."""
-        body = {"endpoint_name": name, "metadata": metadata}
+        body: dict[str, Any] = {"endpoint_name": name, "metadata": metadata}
+        if display_name:
+            body["display_name"] = display_name
         reply = self._post("/v3/endpoints", body)
         return str(reply["endpoint_id"])
 

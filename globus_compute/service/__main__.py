@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--retention-s", type=float, default=3600.0, help="keep fetched results this long"
     )
+    p.add_argument(
+        "--purge-interval-s", type=float, default=60.0, help="how often expired tasks are deleted"
+    )
     p.add_argument("--rate-limit", type=float, default=None, help="requests/s per identity")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=args.state_dir or state_dir_mod.default_state_dir(),
         lease_s=args.lease_s,
         result_retention_s=args.retention_s,
+        purge_interval_s=args.purge_interval_s,
         rate_limit=args.rate_limit,
     )
     store = Store(config.state_dir)

@@ -312,6 +312,9 @@ class TaskStoreMixin:
             )
         if purged:
             log.info("Purged %d expired task(s)", purged)
+            # executescript steps the pragma to the end; execute() would free just one page.
+            self.db.executescript("PRAGMA incremental_vacuum;")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return purged
 
     def iter_task_ids(self, owner_id: int) -> Iterator[str]:

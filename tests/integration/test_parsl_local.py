@@ -89,3 +89,16 @@ def test_endpoint_status_shows_parsl_workers(local):
     assert status["status"] == "online"
     assert status["details"]["total_workers"] == 2
     assert status["details"]["managers"] == 1
+
+
+def test_local_compute_passes_an_endpoint_config_to_the_agent():
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / "examples" / "endpoint_config_local.yaml"
+    with LocalCompute(workers=2, engine="parsl", endpoint_config=config) as stack:
+        client = stack.client()
+        metadata = client.get_endpoint_metadata(stack.endpoint_id)
+        with stack.executor(serializer=SOURCE_SERIALIZER) as ex:
+            assert ex.submit(add, 2, 3).result(timeout=120) == 5
+    assert metadata["uuid"] == stack.endpoint_id
+    assert metadata["display_name"] == "Parsl on this machine"  # read from the config file

@@ -190,6 +190,25 @@ def test_purge_keeps_unretrieved_and_drops_retrieved_after_retention(store: Stor
     assert store.purge_tasks(retention_s=0.0, unretrieved_ttl_s=0.0) == 1
 
 
+def test_purge_returns_space_to_the_file_system(store: Store, tmp_path: Path) -> None:
+    """The database stays bounded: deleted rows shrink the file (incremental auto-vacuum)."""
+    alice, fid, eid = _setup(store)
+    payload = "x" * 4000
+    _, tids = store.submit_tasks(alice.id, eid, None, [(fid, payload)] * 2000)
+    store.claim_tasks(eid, 2000, lease_s=30)
+    store.store_results(
+        eid,
+        [{"task_id": t, "status": "success", "result": payload, "completion_t": "1"} for t in tids],
+    )
+    store.task_documents(alice.id, tids)
+    database = state_dir_mod.database_path(store.state_dir)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    full = database.stat().st_size
+    assert full > 8_000_000  # 2000 payloads and results of 4 kB each
+    assert store.purge_tasks(retention_s=-1.0, unretrieved_ttl_s=3600) == 2000
+    assert database.stat().st_size < full / 10
+
+
 def test_delete_endpoint_fails_unfinished_tasks(store: Store) -> None:
     alice, fid, eid = _setup(store)
     _, (tid,) = store.submit_tasks(alice.id, eid, None, [(fid, "p")])
