@@ -296,7 +296,7 @@ class LocalCompute:
 
         from globus_compute.client import Client
 
-        if self.base_url is None:
+        if self.base_url is None or self.token is None:
             raise RuntimeError("LocalCompute is not running; use it as a context manager")
         authorizer = globus_sdk.AccessTokenAuthorizer(self.token)
         return Client(base_url=self.base_url, authorizer=authorizer, **kwargs)

@@ -93,9 +93,7 @@ class ServiceAPI:
     def close(self) -> None:
         self.session.close()
 
-    def register(
-        self, name: str, metadata: dict[str, Any], display_name: str | None = None
-    ) -> str:
+    def register(self, name: str, metadata: dict[str, Any], display_name: str | None = None) -> str:
         """Register (or re-register) the endpoint called ``name``; returns its id."""
         body: dict[str, Any] = {"endpoint_name": name, "metadata": metadata}
         if display_name:
