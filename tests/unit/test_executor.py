@@ -365,6 +365,13 @@ def test_map_progress_without_tqdm_says_what_to_install(make_executor, monkeypat
         make_executor().map(double, [1], progress=True)
 
 
+def test_map_progress_bar_counts_every_result(make_executor, capsys):
+    pytest.importorskip("tqdm")
+    results = make_executor().map(double, range(12), chunksize=5, progress=True)
+    assert list(results) == [2 * i for i in range(12)]
+    assert "12/12" in capsys.readouterr().err
+
+
 def test_stdlib_wait_and_as_completed_work(make_executor):
     ex = make_executor()
     futures = [ex.submit(double, i) for i in range(5)]
