@@ -1,0 +1,79 @@
+"""``globus-compute-local up`` as the README shows it, and a script that finds it unconfigured."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from globus_compute import Client, Executor
+
+    client = Client(environment="local")  # http://localhost:5000 with the local token
+    with Executor(endpoint_id=sys.argv[1], client=client) as ex:
+        print(ex.submit(sum, [1, 2, 3]).result(timeout=60))
+    """
+)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def read_lines(proc: subprocess.Popen[str], count: int, timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    assert proc.stdout is not None
+    while len(lines) < count and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def test_up_serves_a_script_that_uses_the_local_environment(tmp_path) -> None:
+    if not port_is_free(5000):
+        pytest.skip("port 5000 (the 'local' environment's port) is in use on this machine")
+    env = dict(os.environ, GLOBUS_COMPUTE_USER_DIR=str(tmp_path))
+    env.pop("GLOBUS_SDK_ENVIRONMENT", None)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "globus_compute.cli", "up", "--workers", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = read_lines(up, 4, timeout=60)
+        assert len(lines) == 4, lines
+        assert lines[0] == "service:  http://127.0.0.1:5000"
+        endpoint_id = lines[1].removeprefix("endpoint: ")
+        assert lines[2] == f"token:    {tmp_path / 'local' / 'tokens' / 'local.token'}"
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT, endpoint_id],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=90,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "6"
+    finally:
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+    assert port_is_free(5000)  # the service is gone with it
