@@ -295,7 +295,7 @@ class Agent:
     def _spare_capacity(self) -> int:
         status = self.engine.status()
         limit = max(
-            CLAIM_PER_WORKER * status["total_workers"], int(self._throughput * CLAIM_HORIZON_S)
+            CLAIM_PER_WORKER * self.engine.worker_slots(), int(self._throughput * CLAIM_HORIZON_S)
         )
         spare = limit - status["outstanding_tasks"]
         # While busy, wait for a worthwhile batch rather than claiming one task per request.

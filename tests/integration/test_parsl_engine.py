@@ -252,8 +252,9 @@ def test_status_reports_htex_workers(engine_and_sink, tmp_path):
 
 
 def test_blocks_start_on_demand_when_none_run_at_first():
-    """With init_blocks 0 the engine still offers a block's workers, so tasks get claimed and
-    Parsl's strategy starts a block for them (else an idle cluster endpoint never wakes up)."""
+    """With init_blocks 0 the engine still offers a block's worker slots, so tasks get claimed
+    and Parsl's strategy starts a block for them (else an idle cluster endpoint never wakes up);
+    its status reports only the workers that really exist."""
     config = parse_endpoint_config(
         "engine:\n  max_workers_per_node: 2\n  strategy_period: 0.5\n  heartbeat_period: 1\n"
         "  provider:\n    type: LocalProvider\n    init_blocks: 0\n    min_blocks: 0\n"
@@ -264,14 +265,16 @@ def test_blocks_start_on_demand_when_none_run_at_first():
     engine = ParslEngine(2, config=config)
     engine.start(EngineContext(EP_ID, sink))
     try:
+        assert engine.worker_slots() == 2  # one block the provider can start
         before = engine.status()
-        assert before["total_workers"] == 2  # one block the provider can start
+        assert before["total_workers"] == 0
         assert before["idle_workers"] == 0 and before["managers"] == 0
         task = make_task(square, 9)
         engine.submit([task])
         (result,) = sink.wait([task], timeout=90)
         assert SER.deserialize(result["result"]) == 81
         assert poll(lambda: engine.status()["managers"] == 1)
+        assert engine.status()["total_workers"] == 2
     finally:
         engine.shutdown()
 

@@ -86,6 +86,15 @@ class Engine(abc.ABC):
         to the sink; the agent uses it to decide how much more work to claim.
         """
 
+    def worker_slots(self) -> int:
+        """How many workers the agent should claim work for.
+
+        The connected workers, by default. An engine that starts workers only once it has
+        tasks (a batch scheduler's blocks) answers with the workers it would start, or it
+        would never be given the work that starts them.
+        """
+        return self.status()["total_workers"]
+
     @abc.abstractmethod
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop workers and threads, waiting up to about ``timeout`` seconds; idempotent."""

@@ -193,13 +193,7 @@ class ParslEngine(Engine):
                 self._done.put((task, None, self._failed(task, refusal)))
 
     def status(self) -> WorkerStatus:
-        """Parsl's view: connected workers, tasks held by managers, blocks.
-
-        Before any block has connected (``init_blocks: 0``, or idle blocks scaled in),
-        ``total_workers`` counts the workers of one block the provider will start on demand:
-        the agent claims work in proportion to it, and only claimed tasks make Parsl's
-        strategy submit a block. ``idle_workers`` always counts connected workers only.
-        """
+        """Parsl's view: connected workers, tasks held by managers, blocks."""
         with self._lock:
             outstanding = self._outstanding
             htex = self._htex if self._state == "running" else None
@@ -212,14 +206,23 @@ class ParslEngine(Engine):
                 "managers": 0,
             }
         total, busy, blocks = self._manager_view(htex)
-        offered = total or self._on_demand_workers(htex)
         return {
-            "total_workers": offered,
+            "total_workers": total,
             "idle_workers": max(0, total - busy),
             "pending_tasks": max(0, htex.outstanding() - busy),
             "outstanding_tasks": outstanding,
             "managers": blocks,
         }
+
+    def worker_slots(self) -> int:
+        """Connected workers; before any block has connected (``init_blocks: 0``, or idle
+        blocks scaled in), the workers of one block the provider starts on demand: only claimed
+        tasks make Parsl's strategy submit a block."""
+        with self._lock:
+            htex = self._htex if self._state == "running" else None
+        if htex is None:
+            return 0
+        return self._manager_view(htex)[0] or self._on_demand_workers(htex)
 
     def _manager_view(self, htex: HighThroughputExecutor) -> tuple[int, int, int]:
         """(connected workers, tasks at managers, blocks), at most STATUS_MAX_AGE_S old.
