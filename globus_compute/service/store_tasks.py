@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+import orjson
+
 from globus_compute.agent_protocol import ClaimedTask, TaskResult
 from globus_compute.serialize.packing import pack_buffers
 
@@ -40,7 +42,7 @@ _LOST_TEXT = {
 
 
 def _json_or_none(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def executable_code(name: str, code: str, serialized: bool) -> str:
@@ -154,7 +156,7 @@ class TaskStoreMixin:
                     doc["exception"] = exception
                 doc["completion_t"] = completion_t
                 if details:
-                    doc["details"] = json.loads(details)
+                    doc["details"] = orjson.loads(details)
             docs[tid] = doc
         if delivered and mark_retrieved:
             with self.transaction() as db:
