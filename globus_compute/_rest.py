@@ -37,11 +37,14 @@ USER_AGENT = f"globus-compute-{__version__}/globus-compute-sdk-{REFERENCE_SDK_VE
 #: Statuses retried by the transport (globus-sdk's defaults, less 500; see the module doc).
 TRANSIENT_STATUS_CODES = (429, 502, 503, 504)
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 UuidLike = uuid.UUID | str
 
 
 def uuid_str(value: UuidLike, name: str) -> str:
     """Canonical lowercase form of a UUID; a clear ValueError, before any request, otherwise."""
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value  # the common case (ids the service gave us): no UUID round trip
     try:
         return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
     except ValueError:

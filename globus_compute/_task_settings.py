@@ -26,6 +26,9 @@ class TaskSettings:
     client: Any
     _endpoint_id: uuid.UUID | None
     _task_group_id: uuid.UUID | None
+    #: String forms of the two ids, kept by the setters: ``submit`` needs them for every task.
+    _endpoint_str: str
+    _task_group_str: str | None
     _resource_specification: dict[str, Any] | None
     _user_endpoint_config: dict[str, Any] | None
     _result_serializers: list[Any] | None
@@ -39,6 +42,7 @@ class TaskSettings:
     @endpoint_id.setter
     def endpoint_id(self, value: uuid.UUID | str | None) -> None:
         self._endpoint_id = optional_uuid(value, "endpoint_id")
+        self._endpoint_str = str(self._endpoint_id)
 
     @property
     def task_group_id(self) -> uuid.UUID | None:
@@ -49,6 +53,7 @@ class TaskSettings:
     def task_group_id(self, value: uuid.UUID | str | None) -> None:
         tg = optional_uuid(value, "task_group_id")
         self._task_group_id = tg
+        self._task_group_str = None if tg is None else str(tg)
         if tg is not None:
             TaskSettings._default_task_group_id = tg
 

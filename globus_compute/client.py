@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import globus_sdk
+import orjson
 from globus_sdk.gare import to_gares
 
 from globus_compute import _rest, auth, environments
@@ -375,7 +376,12 @@ class Client:
             )
         else:
             response = self._request(self._v2.get_task_batch, task_ids)
-        return (response.data or {}).get("results") or {}
+        # orjson: a poll answer can carry thousands of task documents.
+        try:
+            document = orjson.loads(response.binary_content)
+        except orjson.JSONDecodeError:
+            document = None
+        return (document if isinstance(document, dict) else {}).get("results") or {}
 
     def get_task_group(self, task_group_id: UuidLike) -> dict[str, Any]:
         """The task group document (``tasks``: ``[{"id", "created_at"}]``), for reloading."""

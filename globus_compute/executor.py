@@ -311,10 +311,9 @@ class Executor(TaskSettings, concurrent.futures.Executor):
 
     def _enqueue(self, function_id: str, args: Any, kwargs: Any) -> ComputeFuture:
         payload = pack_task_payload(self.serializer, args, kwargs)
-        tg = self._task_group_id
         key = SubmitGroupKey(
-            str(self._endpoint_id),
-            None if tg is None else str(tg),
+            self._endpoint_str,
+            self._task_group_str,
             canonical_json(self._resource_specification),
             canonical_json(self._user_endpoint_config),
             self._result_serializer_paths,
