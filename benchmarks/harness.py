@@ -47,15 +47,18 @@ class Report:
         return figure
 
     def table(self) -> str:
-        header = ("figure", "ours", "reference", "ratio", "target", "met", "spread")
+        header = ("figure", "ours", "reference", "ratio", "target", "met", "spread", "notes")
         rows = [header]
         for f in self.figures:
             ref = f"{_fmt(f.reference)} ({f.reference_name})" if f.reference is not None else "-"
             ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
             met = {None: "-", True: "yes", False: "NO"}[f.met]
             rows.append(
-                (f.name, f"{_fmt(f.ours)} {f.unit}", ref, ratio, f.target or "-", met, f.spread)
-            )
+                (
+                    f.name, f"{_fmt(f.ours)} {f.unit}", ref, ratio, f.target or "-", met,
+                    f.spread, f.notes,
+                )
+            )  # fmt: skip
         widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
         lines = [" | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         lines.insert(1, "-+-".join("-" * w for w in widths))
