@@ -86,6 +86,16 @@ def _result_or_cancel(future: ComputeFuture, timeout: float | None) -> Any:
         future.cancel()
 
 
+def check_map_arguments(chunksize: int, buffersize: int | None) -> None:
+    """The stdlib ``Executor.map`` checks, with its messages."""
+    if chunksize < 1:
+        raise ValueError("chunksize must be >= 1.")
+    if buffersize is not None and not isinstance(buffersize, int):
+        raise TypeError("buffersize must be an integer or None")
+    if buffersize is not None and buffersize < 1:
+        raise ValueError("buffersize must be None or > 0")
+
+
 def progress_bar(iterables: tuple[Iterable[Any], ...]) -> Any:
     try:
         from tqdm import tqdm

@@ -22,7 +22,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["BurstLimiter", "clamp_burst_limit", "clamp_burst_window"]
+__all__ = ["BurstLimiter", "burst_limiter_for", "clamp_burst_limit", "clamp_burst_window"]
+
+#: The reference Executor's default ``api_burst_limit``.
+DEFAULT_BURST_LIMIT = 4
 
 #: The reference Executor's bounds for ``api_burst_limit`` and ``api_burst_window_s``.
 BURST_LIMIT_RANGE = (1, 8)
@@ -39,6 +42,20 @@ def clamp_burst_window(value: float) -> float:
     """Clamp a user's ``api_burst_window_s`` into the reference range [1, 32] seconds."""
     low, high = BURST_WINDOW_RANGE_S
     return min(high, max(low, float(value)))
+
+
+def burst_limiter_for(
+    api_burst_limit: int | None, window_s: float, batch_size: int, loopback: bool
+) -> BurstLimiter | None:
+    """The limiter an Executor should use, or None for none.
+
+    ``api_burst_limit=None`` means automatic: the reference rule against a remote service, no
+    limit on a loopback (embedded) one, which has no request budget. An int forces it on.
+    """
+    if api_burst_limit is None and loopback:
+        return None
+    limit = clamp_burst_limit(DEFAULT_BURST_LIMIT if api_burst_limit is None else api_burst_limit)
+    return BurstLimiter(limit, clamp_burst_window(window_s), batch_size)
 
 
 class BurstLimiter:

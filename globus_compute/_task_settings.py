@@ -34,6 +34,21 @@ class TaskSettings:
     _result_serializers: list[Any] | None
     _result_serializer_paths: tuple[str, ...] | None
 
+    def _init_task_settings(
+        self,
+        endpoint_id: uuid.UUID | str | None,
+        task_group_id: uuid.UUID | str | None,
+        resource_specification: dict[str, Any] | None,
+        user_endpoint_config: dict[str, Any] | None,
+        result_serializers: Iterable[Any] | None,
+    ) -> None:
+        """Validate and set every setting (the constructor's share of the work)."""
+        self.endpoint_id = endpoint_id  # type: ignore[assignment]
+        self.task_group_id = task_group_id or TaskSettings._default_task_group_id  # type: ignore
+        self.resource_specification = resource_specification
+        self.user_endpoint_config = user_endpoint_config
+        self.result_serializers = result_serializers  # type: ignore[assignment]
+
     @property
     def endpoint_id(self) -> uuid.UUID | None:
         """The endpoint new tasks go to (checked at submit time)."""

@@ -47,17 +47,19 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
-from globus_compute._executor_support import (
-    canonical,
-    optional_uuid,
-    registry_key,
-    watch_for_exit,
+from globus_compute._executor_support import canonical, optional_uuid, registry_key, watch_for_exit
+from globus_compute._map import (
+    check_map_arguments,
+    ordered_results,
+    progress_bar,
+    run_chunk,
+    with_bar,
 )
-from globus_compute._map import ordered_results, progress_bar, run_chunk, with_bar
 from globus_compute._poller import ResultPoller
-from globus_compute._rate_limit import BurstLimiter, clamp_burst_limit, clamp_burst_window
+from globus_compute._progress import Progress, TaskCounts
+from globus_compute._rate_limit import burst_limiter_for, clamp_burst_window
 from globus_compute._reload import fetch_task_group, resolve_finished
 from globus_compute._submitter import (
     SubmitGroupKey,
@@ -79,17 +81,6 @@ __all__ = ["Executor", "Progress"]
 
 #: How long ``shutdown``/interpreter exit waits for the submitter to send what is queued.
 _EXIT_FLUSH_TIMEOUT_S = 60.0
-
-
-class Progress(NamedTuple):
-    """A snapshot of an Executor's task counts (``Executor.progress()``)."""
-
-    submitted: int  # accepted by submit() or reload_tasks()
-    queued: int  # waiting for the submitter thread
-    running: int  # handed to the service, result not yet received
-    done: int  # succeeded
-    failed: int  # raised, or could not be submitted or fetched
-    cancelled: int
 
 
 class Executor(TaskSettings, concurrent.futures.Executor):
@@ -154,29 +145,18 @@ class Executor(TaskSettings, concurrent.futures.Executor):
         if serializer is not None:
             self.serializer = serializer
         self._lock = threading.Lock()
-        self._endpoint_id: uuid.UUID | None = None
-        self._task_group_id: uuid.UUID | None = None
-        self._resource_specification: dict[str, Any] | None = None
-        self._user_endpoint_config: dict[str, Any] | None = None
-        self._result_serializers: list[Any] | None = None
-        self._result_serializer_paths: tuple[str, ...] | None = None
-        self.endpoint_id = endpoint_id  # type: ignore[assignment]
-        self.task_group_id = task_group_id or TaskSettings._default_task_group_id  # type: ignore
-        self.resource_specification = resource_specification
-        self.user_endpoint_config = user_endpoint_config
-        self.result_serializers = result_serializers  # type: ignore[assignment]
+        self._init_task_settings(
+            endpoint_id, task_group_id, resource_specification, user_endpoint_config,
+            result_serializers,
+        )  # fmt: skip
         self.label = label
         self.batch_size = max(1, int(batch_size))
         self.loopback = is_loopback_url(str(getattr(client, "service_url", "") or ""))
-        # Automatic rate limiting: the hosted service's budget does not apply on loopback.
-        self.api_burst_limit: int | None = None
+        limiter = burst_limiter_for(
+            api_burst_limit, api_burst_window_s, self.batch_size, self.loopback
+        )
+        self.api_burst_limit = None if limiter is None else limiter.limit
         self.api_burst_window_s = clamp_burst_window(api_burst_window_s)
-        limiter = None
-        if api_burst_limit is not None or not self.loopback:
-            self.api_burst_limit = clamp_burst_limit(
-                4 if api_burst_limit is None else api_burst_limit
-            )
-            limiter = BurstLimiter(self.api_burst_limit, self.api_burst_window_s, self.batch_size)
         self._poll_settings: dict[str, Any] = {
             "loopback": self.loopback,
             "chunk_size": 1024 if self.loopback else self.batch_size,
@@ -187,7 +167,7 @@ class Executor(TaskSettings, concurrent.futures.Executor):
         self._shutdown = False
         self._exiting = False
         self._registry: dict[Any, str] = {}
-        self._counts = {"submitted": 0, "sent": 0, "done": 0, "failed": 0, "cancelled": 0}
+        self._counts = TaskCounts()
         self._poller: ResultPoller | None = None
         self._pollers: list[ResultPoller] = []
         self._submitter = TaskSubmitter(
@@ -209,17 +189,12 @@ class Executor(TaskSettings, concurrent.futures.Executor):
     @property
     def task_count_submitted(self) -> int:
         """Tasks the service has accepted from this executor."""
-        return self._counts["sent"]
+        return self._counts.sent
 
     def progress(self) -> Progress:
         """Counts of this executor's tasks by stage, for progress displays and logs."""
         with self._lock:
-            c = dict(self._counts)
-            queued = self._submitter.queued()
-        running = c["submitted"] - queued - c["done"] - c["failed"] - c["cancelled"]
-        return Progress(
-            c["submitted"], queued, max(0, running), c["done"], c["failed"], c["cancelled"]
-        )
+            return self._counts.snapshot(self._submitter.queued())
 
     # -- registration --------------------------------------------------------------------------
 
@@ -325,7 +300,7 @@ class Executor(TaskSettings, concurrent.futures.Executor):
                 raise RuntimeError(f"{self!r} is shutdown; no new functions may be executed")
             watch_for_exit(self)
             self._submitter.put_locked(item)
-            self._counts["submitted"] += 1
+            self._counts.add_submitted(1)  # with the put: progress() sees both or neither
         return future
 
     def _check_open(self, what: str) -> None:
@@ -342,36 +317,27 @@ class Executor(TaskSettings, concurrent.futures.Executor):
     # -- callbacks from the submitter and poller threads (SubmitterHost) ----------------------
 
     def current_task_group_id(self) -> str | None:
-        tg = self._task_group_id
-        return None if tg is None else str(tg)
+        return self._task_group_str
 
     def learn_task_group_id(self, task_group_id: str) -> None:
         if self._task_group_id is None:
             self.task_group_id = task_group_id  # type: ignore[assignment]
 
     def hand_off(self, pairs: list[tuple[str, ComputeFuture]]) -> None:
-        with self._lock:
-            self._counts["sent"] += len(pairs)
+        self._counts.add_sent(len(pairs))
         self._watch(pairs)
 
     def count_failed(self, n: int) -> None:
-        with self._lock:
-            self._counts["failed"] += n
+        self._counts.add_failed(n)
 
     def count_cancelled(self, n: int) -> None:
-        with self._lock:
-            self._counts["cancelled"] += n
+        self._counts.add_cancelled(n)
 
     def submitter_exited(self) -> None:
         with self._lock:
             poller = self._poller
         if poller is not None:
             poller.close_when_idle()
-
-    def _count_resolved(self, succeeded: int, failed: int) -> None:
-        with self._lock:
-            self._counts["done"] += succeeded
-            self._counts["failed"] += failed
 
     def _watch(self, pairs: list[tuple[str, ComputeFuture]]) -> None:
         """Give futures to the live poller, starting a new one if the last has ended."""
@@ -382,7 +348,7 @@ class Executor(TaskSettings, concurrent.futures.Executor):
                     if self._exiting:
                         break
                     poller = ResultPoller(
-                        self.client, on_resolved=self._count_resolved, **self._poll_settings
+                        self.client, on_resolved=self._counts.add_resolved, **self._poll_settings
                     )
                     if self._shutdown:
                         poller.close_when_idle()
@@ -393,7 +359,7 @@ class Executor(TaskSettings, concurrent.futures.Executor):
         err = ResultPollingError("the interpreter is exiting; results are no longer polled")
         for _, future in pairs:
             set_exception_quietly(future, err)
-        self._count_resolved(0, len(pairs))
+        self._counts.add_resolved(0, len(pairs))
 
     # -- shutdown ------------------------------------------------------------------------------
 
@@ -467,33 +433,23 @@ class Executor(TaskSettings, concurrent.futures.Executor):
             ValueError: ``chunksize`` < 1 or ``buffersize`` < 1.
             ImportError: ``progress=True`` without tqdm installed.
         """
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1.")
-        if buffersize is not None and not isinstance(buffersize, int):
-            raise TypeError("buffersize must be an integer or None")
-        if buffersize is not None and buffersize < 1:
-            raise ValueError("buffersize must be None or > 0")
+        check_map_arguments(chunksize, buffersize)
         bar = progress_bar(iterables) if progress else None
         end_time = None if timeout is None else time.monotonic() + timeout
         calls: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
-        if chunksize == 1:
-            units: Iterator[Any] = calls
-            send = self._map_unit_sender(fn)
-        else:
-            units = iter(lambda: list(itertools.islice(calls, chunksize)), [])
-            send = self._map_chunk_sender(fn)
-        results = ordered_results(self, send, units, end_time, buffersize, chunked=chunksize > 1)
+        chunked = chunksize > 1
+        units = iter(lambda: list(itertools.islice(calls, chunksize)), []) if chunked else calls
+        send = self._map_sender(fn, chunked)
+        results = ordered_results(self, send, units, end_time, buffersize, chunked=chunked)
         return results if bar is None else with_bar(results, bar)
 
-    def _map_unit_sender(self, fn: Callable[..., Any]) -> Callable[[Executor, Any], ComputeFuture]:
-        function_id = self._function_id_for(fn)
+    def _map_sender(self, fn: Callable[..., Any], chunked: bool) -> Callable[..., ComputeFuture]:
+        """What ``map`` calls per unit: one call's arguments, or a chunk run by ``run_chunk``."""
+        function_id = self._function_id_for(run_chunk if chunked else fn)
         self._require_endpoint()
+        if chunked:
+            return lambda ex, chunk: ex._checked_enqueue(function_id, (fn, chunk), None)
         return lambda ex, args: ex._checked_enqueue(function_id, args, None)
-
-    def _map_chunk_sender(self, fn: Callable[..., Any]) -> Callable[[Executor, Any], ComputeFuture]:
-        runner_id = self._function_id_for(run_chunk)
-        self._require_endpoint()
-        return lambda ex, chunk: ex._checked_enqueue(runner_id, (fn, chunk), None)
 
     def _checked_enqueue(self, function_id: str, args: Any, kwargs: Any) -> ComputeFuture:
         self._check_open("submit tasks")
@@ -533,10 +489,9 @@ class Executor(TaskSettings, concurrent.futures.Executor):
                 future.set_running_or_notify_cancel()
                 fresh.append((task_id, future))
             futures.append(future)
-        with self._lock:
-            self._counts["submitted"] += len(fresh)
+        self._counts.add_submitted(len(fresh))
         chunk = self._poll_settings["chunk_size"]
-        pending = resolve_finished(self.client, fresh, chunk, self._count_resolved)
+        pending = resolve_finished(self.client, fresh, chunk, self._counts.add_resolved)
         if pending:
             self.hand_off(pending)
         return futures

@@ -1,0 +1,57 @@
+"""Counts of an Executor's tasks by stage, kept by every thread that moves a task along.
+
+``submit`` counts a task in, the submitter counts it sent (or failed, or cancelled), and the
+poller counts it done or failed. ``Executor.progress()`` reads a consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+
+class Progress(NamedTuple):
+    """A snapshot of an Executor's task counts (``Executor.progress()``)."""
+
+    submitted: int  # accepted by submit() or reload_tasks()
+    queued: int  # waiting for the submitter thread
+    running: int  # handed to the service, result not yet received
+    done: int  # succeeded
+    failed: int  # raised, or could not be submitted or fetched
+    cancelled: int
+
+
+class TaskCounts:
+    """Thread-safe counters behind ``Progress``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.submitted = self.sent = self.done = self.failed = self.cancelled = 0
+
+    def add_submitted(self, n: int) -> None:
+        with self._lock:
+            self.submitted += n
+
+    def add_sent(self, n: int) -> None:
+        with self._lock:
+            self.sent += n
+
+    def add_failed(self, n: int) -> None:
+        with self._lock:
+            self.failed += n
+
+    def add_cancelled(self, n: int) -> None:
+        with self._lock:
+            self.cancelled += n
+
+    def add_resolved(self, succeeded: int, failed: int) -> None:
+        with self._lock:
+            self.done += succeeded
+            self.failed += failed
+
+    def snapshot(self, queued: int) -> Progress:
+        """The counts now, given how many tasks wait in the submit queue."""
+        with self._lock:
+            resolved = self.done + self.failed + self.cancelled
+            running = max(0, self.submitted - queued - resolved)
+            return Progress(self.submitted, queued, running, self.done, self.failed, self.cancelled)
