@@ -10,7 +10,10 @@ import sys
 import textwrap
 import time
 
+import globus_sdk
 import pytest
+
+from globus_compute import Client
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -77,3 +80,36 @@ def test_up_serves_a_script_that_uses_the_local_environment(tmp_path) -> None:
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0
     assert port_is_free(5000)  # the service is gone with it
+
+
+def test_serve_and_endpoint_subcommands_work_together(tmp_path) -> None:
+    """``serve`` prints the READY line; ``endpoint`` prints its id first, then serves tasks."""
+    cli = [sys.executable, "-m", "globus_compute.cli"]
+    serve = subprocess.Popen(
+        [*cli, "serve", "--port", "0", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    endpoint = None
+    try:
+        (ready,) = read_lines(serve, 1, timeout=60)
+        assert ready.startswith("READY http://127.0.0.1:")
+        url = ready.split()[1]
+        token = (tmp_path / "tokens" / "local.token").read_text().strip()
+        endpoint = subprocess.Popen(
+            [*cli, "endpoint", "--service-url", url, "--token", token, "--name", "cli",
+             "--workers", "1"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        (endpoint_id,) = read_lines(endpoint, 1, timeout=60)
+        client = Client(base_url=url, authorizer=globus_sdk.AccessTokenAuthorizer(token))
+        assert client.get_endpoint_status(endpoint_id)["status"] == "online"
+        function_id = client.register_function(sum)
+        task_id = client.run([4, 5], endpoint_id=endpoint_id, function_id=function_id)
+        assert client.get_result(task_id, timeout=60) == 9
+    finally:
+        for proc in (endpoint, serve):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=60) == 0
