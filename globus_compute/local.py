@@ -67,10 +67,11 @@ class ChildProcess:
     chatty child can never block on a full pipe.
     """
 
-    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+    def __init__(self, name: str, argv: list[str], log_path: Path, umask: int = -1) -> None:
         self.name = name
         self.argv = argv
         self.log_path = log_path
+        self.umask = umask  # -1: inherit ours (tests run the service under other umasks)
         self._log_file: IO[str] | None = None
         self.process: subprocess.Popen[str] | None = None
         self._drainer: threading.Thread | None = None
@@ -87,6 +88,7 @@ class ChildProcess:
             text=True,
             env=env,
             start_new_session=True,  # a Ctrl-C in the user's terminal reaches us, not them
+            umask=self.umask,
         )
         line = self._read_first_line(timeout)
         # Keep draining stdout into the log so the child never blocks writing to it; the
@@ -132,6 +134,10 @@ class ChildProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode if self.process else None
+
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -160,6 +166,42 @@ class ChildProcess:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+
+def launch_service(
+    state_dir: Path,
+    log_path: Path,
+    *,
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    args: Sequence[str] = (),
+    umask: int = -1,
+) -> tuple[ChildProcess, str]:
+    """Start ``python -m globus_compute.service`` on 127.0.0.1 and wait until it serves.
+
+    Args:
+        state_dir: The service's state dir (created by the service, 0700, if missing).
+        log_path: Where its output goes.
+        host: The interface to bind; None leaves it to the service's default (loopback).
+        port: The port; 0 picks a free one.
+        args: Extra command-line options (``--lease-s``, ``--retention-s``, ...).
+        umask: The child's umask; -1 keeps ours.
+
+    Returns:
+        The running child and the service's base URL.
+    """
+    argv = [
+        sys.executable, "-m", "globus_compute.service",
+        "--port", str(port), "--state-dir", str(state_dir), *args,
+    ]  # fmt: skip
+    if host is not None:
+        argv += ["--host", host]
+    child = ChildProcess("service", argv, log_path, umask=umask)
+    ready = child.start()
+    if not ready.startswith("READY "):
+        child.stop()
+        raise LocalComputeError(f"unexpected service handshake: {ready!r}")
+    return child, ready.split(" ", 1)[1]
 
 
 class LocalCompute:
@@ -237,20 +279,12 @@ class LocalCompute:
     def start_service(self) -> None:
         """(Re)start the service on the same state dir and, once known, the same port."""
         assert self.state_dir is not None
-        argv = [
-            sys.executable, "-m", "globus_compute.service",
-            "--host", "127.0.0.1",
-            "--port", str(self._port),
-            "--state-dir", str(self.state_dir),
-        ]  # fmt: skip
+        args = list(self.service_args)
         if self.lease_s is not None:
-            argv += ["--lease-s", str(self.lease_s)]
-        argv += self.service_args
-        self.service = ChildProcess("service", argv, self.state_dir / "service.log")
-        ready = self.service.start()
-        if not ready.startswith("READY "):
-            raise LocalComputeError(f"unexpected service handshake: {ready!r}")
-        self.base_url = ready.split(" ", 1)[1]
+            args += ["--lease-s", str(self.lease_s)]
+        self.service, self.base_url = launch_service(
+            self.state_dir, self.state_dir / "service.log", port=self._port, args=args
+        )
         self._port = int(self.base_url.rsplit(":", 1)[1])
         self.token = layout.read_token_file(layout.token_path(self.state_dir))
         if not self.token:

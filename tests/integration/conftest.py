@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import select
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from globus_compute import state_dir as state_dir_mod
-
-READY_TIMEOUT_S = 30.0
+from globus_compute.local import ChildProcess, launch_service
 
 
 @dataclass
@@ -26,62 +19,27 @@ class RunningService:
     url: str
     token: str
     state_dir: Path
-    proc: subprocess.Popen[str]
+    child: ChildProcess
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        return self.proc.returncode
+    def stop(self) -> int | None:
+        self.child.stop()
+        return self.child.returncode
 
     def kill9(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self.child.kill()
 
 
 def start_service(state_dir: Path, *extra_args: str) -> RunningService:
     """Start the service on port 0 and wait (with a deadline) for its READY line."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "globus_compute.service",
-            "--port",
-            "0",
-            "--state-dir",
-            str(state_dir),
-            *extra_args,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    line = ""
-    while time.monotonic() < deadline and not line:
-        ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
-    if not line.startswith("READY http://127.0.0.1:"):
-        proc.kill()
-        raise RuntimeError(f"service did not become ready: {line!r}")
+    log_path = state_dir.parent / f"{state_dir.name}-service.log"
+    child, url = launch_service(state_dir, log_path, args=extra_args)
     token = state_dir_mod.read_token_file(state_dir_mod.token_path(state_dir))
     assert token
-    return RunningService(line.split()[1], token, state_dir, proc)
+    return RunningService(url, token, state_dir, child)
 
 
 @pytest.fixture

@@ -9,11 +9,6 @@ the test process and the service share the database).
 
 from __future__ import annotations
 
-import select
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +18,9 @@ import pytest
 import requests
 
 from globus_compute import state_dir as state_dir_mod
+from globus_compute.local import ChildProcess, launch_service
 from globus_compute.service.store import Store
 
-READY_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 30.0
 
 
@@ -36,7 +31,7 @@ class Service:
     url: str
     token: str
     state_dir: Path
-    proc: subprocess.Popen[str]
+    child: ChildProcess
     session: requests.Session = field(default_factory=requests.Session)
 
     def call(self, method: str, path: str, token: str | None = "", **kw: Any) -> requests.Response:
@@ -51,7 +46,7 @@ class Service:
 
     def assert_healthy(self) -> None:
         """The process is alive and both an open and an authenticated request work."""
-        assert self.proc.poll() is None, f"service exited with {self.proc.returncode}"
+        assert self.child.is_running(), f"service exited with {self.child.returncode}"
         version = self.call("GET", "/v2/version", params={"service": "all"})
         assert version.status_code == 200, version.text
         assert "min_sdk_version" in version.json()
@@ -59,45 +54,19 @@ class Service:
         assert listing.status_code == 200, listing.text
         assert isinstance(listing.json(), list)
 
-    def stop(self) -> int:
+    def stop(self) -> int | None:
         self.session.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        return self.proc.returncode
+        self.child.stop()
+        return self.child.returncode
 
 
 def start_service(state_dir: Path, *extra_args: str, umask: int = -1) -> Service:
-    """Start the service on port 0 (default host) and wait, with a deadline, for READY."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "globus_compute.service", "--port", "0",
-         "--state-dir", str(state_dir), *extra_args],
-        stdout=subprocess.PIPE,
-        text=True,
-        umask=umask,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    line = ""
-    while not line and (remaining := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([proc.stdout], [], [], remaining)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
-    if not line.startswith("READY "):
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"service did not become ready: {line!r}")
+    """Start the service on port 0 with its default host, and wait for it to serve."""
+    log_path = state_dir.parent / f"{state_dir.name}-service.log"
+    child, url = launch_service(state_dir, log_path, host=None, args=extra_args, umask=umask)
     token = state_dir_mod.read_token_file(state_dir_mod.token_path(state_dir))
     assert token
-    return Service(line.split()[1], token, state_dir, proc)
+    return Service(url, token, state_dir, child)
 
 
 @pytest.fixture(scope="module")
