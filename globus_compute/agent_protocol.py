@@ -15,20 +15,25 @@ not own. Bodies are JSON documents shaped as the ``TypedDict``s below.
         (same owner + same name => same endpoint id; tasks the previous agent process held
          are released at once, as if its lease had expired)
     POST {AGENT_PREFIX}/{endpoint_id}/heartbeat  HeartbeatRequest -> HeartbeatResponse
-        marks the endpoint online, renews the lease of every task it holds
+        marks the endpoint online, renews the lease of every task it lists as held
     POST {AGENT_PREFIX}/{endpoint_id}/claim      ClaimRequest     -> ClaimResponse
         long-poll: answers as soon as one task is waiting, or after ``wait_s`` with none;
         claimed tasks move to ``running`` and are leased to this endpoint
     POST {AGENT_PREFIX}/{endpoint_id}/results    ResultsRequest   -> ResultsResponse
         terminal results; idempotent (a result for a task already terminal is ignored)
 
-Leases: a claimed task belongs to the endpoint until its result arrives. Each heartbeat renews
-every lease of that endpoint for ``lease_s`` seconds. When a lease expires (the agent died or
-hung), the service re-queues the task if it has been attempted fewer than
-``1 + max_retries_on_system_failure`` times (the agent sends that setting, the reference
-endpoint's name for it, in its registration metadata; default 0), and otherwise fails it with
-``EndpointLost`` traceback text. The endpoint counts as offline once it has not heartbeated for
-``lease_s`` seconds.
+Leases: a claimed task belongs to the endpoint until its result arrives. Each heartbeat renews,
+for ``lease_s`` seconds, the leases of the tasks it lists in ``held`` (claimed and not yet
+accepted back as results; without ``held``, every lease of the endpoint). When a lease expires:
+
+* while the endpoint still heartbeats, the claim's answer never reached the agent (the service
+  died while answering, say): the task never ran and is re-queued, its attempt not counted;
+* because the endpoint went silent (the agent died or hung), the task is re-queued if it has
+  been attempted fewer than ``1 + max_retries_on_system_failure`` times (the agent sends that
+  setting, the reference endpoint's name for it, in its registration metadata; default 0), and
+  otherwise fails with ``EndpointLost`` traceback text.
+
+The endpoint counts as offline once it has not heartbeated for ``lease_s`` seconds.
 """
 
 from __future__ import annotations
@@ -51,8 +56,9 @@ class WorkerStatus(TypedDict):
     managers: int
 
 
-class HeartbeatRequest(TypedDict):
-    status: WorkerStatus
+class HeartbeatRequest(TypedDict, total=False):
+    status: WorkerStatus  # required
+    held: list[str]  # ids of the tasks the agent holds; their leases are renewed
 
 
 class HeartbeatResponse(TypedDict):

@@ -100,6 +100,9 @@ class Agent:
         self._results_lock = threading.Lock()
         self._results_ready = threading.Condition(self._results_lock)
         self._unreported: list[TaskResult] = []
+        #: Claimed tasks whose results the service has not yet accepted; heartbeats renew the
+        #: lease of exactly these (guarded by the results lock).
+        self._held: set[str] = set()
         self._capacity_freed = threading.Event()
         self._completed = 0
         self._throughput = 0.0
@@ -129,7 +132,7 @@ class Agent:
             )
             self.engine.start(context)
             # Online before the id is announced: whoever reads the id next may ask the status.
-            api.heartbeat(self.endpoint_id, self.engine.status())
+            api.heartbeat(self.endpoint_id, self.engine.status(), held=[])
         finally:
             api.close()
         for target, name, stop in (
@@ -240,8 +243,10 @@ class Agent:
         interval = self.heartbeat_s
         try:
             while not stop.is_set():
+                with self._results_lock:
+                    held = list(self._held)
                 try:
-                    reply = api.heartbeat(self._eid, self.engine.status())
+                    reply = api.heartbeat(self._eid, self.engine.status(), held)
                 except ServiceError as exc:
                     log.error("heartbeat refused (%s); stopping the endpoint", exc)
                     self.stop()
@@ -288,6 +293,8 @@ class Agent:
                     stop.wait(IDLE_WAIT_S)
                     continue
                 if reply["tasks"]:
+                    with self._results_lock:
+                        self._held.update(task["task_id"] for task in reply["tasks"])
                     self.engine.submit(reply["tasks"])
         finally:
             api.close()
@@ -315,6 +322,8 @@ class Agent:
                     batch = self._take_report_batch()
                 try:
                     self._report(api, batch)
+                    with self._results_lock:
+                        self._held.difference_update(result["task_id"] for result in batch)
                 except AbortedError:
                     with self._results_lock:
                         lost = len(batch) + len(self._unreported)

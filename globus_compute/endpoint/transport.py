@@ -101,9 +101,14 @@ class ServiceAPI:
         reply = self._post("/v3/endpoints", body)
         return str(reply["endpoint_id"])
 
-    def heartbeat(self, endpoint_id: str, status: WorkerStatus) -> HeartbeatResponse:
+    def heartbeat(
+        self, endpoint_id: str, status: WorkerStatus, held: list[str] | None = None
+    ) -> HeartbeatResponse:
         path = f"{AGENT_PREFIX}/{endpoint_id}/heartbeat"
-        return cast(HeartbeatResponse, self._post(path, {"status": status}))
+        body: dict[str, Any] = {"status": status}
+        if held is not None:
+            body["held"] = held
+        return cast(HeartbeatResponse, self._post(path, body))
 
     def claim(self, endpoint_id: str, max_tasks: int, wait_s: float) -> ClaimResponse:
         path = f"{AGENT_PREFIX}/{endpoint_id}/claim"

@@ -44,7 +44,7 @@ async def _sweep(ctx: ServiceContext) -> None:
     next_purge = loop.time()
     while True:
         try:
-            failed, requeued = ctx.store.expire_leases()
+            failed, requeued = ctx.store.expire_leases(ctx.config.lease_s)
             ctx.notifier.notify_tasks(failed)
             ctx.notifier.notify_endpoints(requeued)
             if loop.time() >= next_purge:

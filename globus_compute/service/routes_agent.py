@@ -34,7 +34,10 @@ router = APIRouter(prefix=AGENT_PREFIX, tags=["agent"])
 #: Upper bound on one claim, so a single response stays a few MB at most.
 MAX_CLAIM = 10_000
 
-_HEARTBEAT_SCHEMA = object_schema({"status": {"type": "object"}}, ["status"])
+_HEARTBEAT_SCHEMA = object_schema(
+    {"status": {"type": "object"}, "held": {"type": "array", "items": {"type": "string"}}},
+    ["status"],
+)
 _CLAIM_SCHEMA = object_schema(
     {
         "max_tasks": {"type": "integer", "minimum": 1},
@@ -87,8 +90,13 @@ async def heartbeat(
     status = body.get("status", {})
     if not isinstance(status, dict):
         raise invalid("status must be an object")
+    held = body.get("held")
+    if held is not None and (
+        not isinstance(held, list) or not all(isinstance(t, str) for t in held)
+    ):
+        raise invalid("held must be a list of task id strings")
     ep = agent_endpoint(ctx, user, endpoint_id)
-    stop = ctx.store.heartbeat(ep.id, status, ctx.config.lease_s)
+    stop = ctx.store.heartbeat(ep.id, status, ctx.config.lease_s, held)
     return json_response({"lease_s": ctx.config.lease_s, "stop": stop})
 
 

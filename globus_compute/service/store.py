@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -351,18 +351,34 @@ class Store(TaskStoreMixin):
         with self.transaction() as db:
             db.execute("UPDATE endpoints SET stop = 1 WHERE id = ?", (endpoint_id,))
 
-    def heartbeat(self, endpoint_id: str, status: dict[str, Any], lease_s: float) -> bool:
-        """Mark the endpoint alive, renew the leases of all its tasks; return its stop flag."""
+    def heartbeat(
+        self,
+        endpoint_id: str,
+        status: dict[str, Any],
+        lease_s: float,
+        held: Sequence[str] | None = None,
+    ) -> bool:
+        """Mark the endpoint alive and renew the leases its agent holds; return its stop flag.
+
+        Args:
+            held: The ids of the tasks the agent holds (claimed, result not yet accepted). Only
+                their leases are renewed, so a claim whose answer never reached the agent
+                expires (see ``expire_leases``). None renews every lease of the endpoint.
+        """
         now = time.time()
         with self.transaction() as db:
             db.execute(
                 "UPDATE endpoints SET last_heartbeat = ?, status = ? WHERE id = ?",
                 (now, json.dumps(status), endpoint_id),
             )
-            db.execute(
-                "UPDATE tasks SET lease_expiry = ? WHERE endpoint = ? AND status = 'running'",
-                (now + lease_s, endpoint_id),
-            )
+            renew = "UPDATE tasks SET lease_expiry = ? WHERE endpoint = ? AND status = 'running'"
+            if held is None:
+                db.execute(renew, (now + lease_s, endpoint_id))
+            elif held:
+                db.execute(
+                    renew + " AND id IN (SELECT value FROM json_each(?))",
+                    (now + lease_s, endpoint_id, json.dumps(list(held))),
+                )
             row = db.execute("SELECT stop FROM endpoints WHERE id = ?", (endpoint_id,)).fetchone()
         return bool(row and row[0])
 

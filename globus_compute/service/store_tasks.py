@@ -243,14 +243,34 @@ class TaskStoreMixin:
             )
             return max(cur.rowcount, 0)
 
-    def expire_leases(self) -> tuple[list[str], dict[str, list[str]]]:
+    def expire_leases(self, lease_s: float) -> tuple[list[str], dict[str, list[str]]]:
         """Release every expired lease: re-queue or fail those tasks.
+
+        A heartbeat renews the lease of every task its agent holds. So a lease that expires
+        while its endpoint still heartbeats (within ``lease_s``) belongs to a claim whose answer
+        never reached the agent (the service died mid-answer, say): that task never ran and is
+        re-queued without counting an attempt. A lease that expires because its endpoint went
+        silent is a lost endpoint: re-queued or failed per its retry setting.
 
         Returns:
             ``(failed_task_ids, requeued_task_ids_by_endpoint)``.
         """
+        now = time.time()
         with self.transaction() as db:
-            return self._release_leases(db, "lease_expiry < ?", (time.time(),), "expired")
+            undelivered: dict[str, list[str]] = {}
+            for tid, ep in db.execute(
+                "UPDATE tasks SET status = ?, lease_owner = NULL, lease_expiry = NULL, "
+                "attempts = attempts - 1 WHERE status = 'running' AND lease_expiry < ? AND "
+                "endpoint IN (SELECT id FROM endpoints WHERE last_heartbeat > ?) "
+                "RETURNING id, endpoint",
+                (PENDING_STATUS, now, now - lease_s),
+            ):
+                undelivered.setdefault(ep, []).append(tid)
+            failed, requeued = self._release_leases(db, "lease_expiry < ?", (now,), "expired")
+        for ep, tids in undelivered.items():
+            log.warning("%d claimed task(s) never reached endpoint %s; re-queued", len(tids), ep)
+            requeued.setdefault(ep, []).extend(tids)
+        return failed, requeued
 
     def _release_leases(
         self, db: sqlite3.Connection, where: str, params: tuple, why: str

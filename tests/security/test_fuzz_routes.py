@@ -274,12 +274,20 @@ def test_service_healthy_after_fuzzing(service: Service, fuzz_state: FuzzState) 
     if fuzz_state.requests_sent:
         assert fuzz_state.statuses.get(200, 0) > 0 and fuzz_state.statuses.get(422, 0) > 0
     assert not [code for code in fuzz_state.statuses if code >= 500]
+    # Fresh resources: the fuzzer may legitimately have locked, restricted (allowed_functions)
+    # or deleted the ones it was pointed at.
+    endpoint = service.call("POST", "/v3/endpoints", json={"endpoint_name": "after-fuzzing"})
+    assert endpoint.status_code == 200, endpoint.text
+    endpoint_id = endpoint.json()["endpoint_id"]
+    function = service.call(
+        "POST", "/v3/functions", json={"function_name": "f", "function_code": "3\n01\nx"}
+    )
+    assert function.status_code == 200, function.text
+    function_id = function.json()["function_uuid"]
     sub = service.call(
-        "POST",
-        f"/v3/endpoints/{fuzz_state.endpoint_id}/submit",
-        json={"tasks": {fuzz_state.function_id: ["payload"]}},
+        "POST", f"/v3/endpoints/{endpoint_id}/submit", json={"tasks": {function_id: ["payload"]}}
     )
     assert sub.status_code == 200, sub.text
-    tid = sub.json()["tasks"][fuzz_state.function_id][0]
+    tid = sub.json()["tasks"][function_id][0]
     doc = service.call("GET", f"/v2/tasks/{tid}").json()
     assert doc["task_id"] == tid and doc["status"] in ("waiting-for-ep", "running")

@@ -141,12 +141,12 @@ def test_expired_lease_requeues_then_fails_with_endpoint_lost(store: Store) -> N
     _, (tid,) = store.submit_tasks(alice.id, eid, None, [(fid, "p")])
     store.claim_tasks(eid, 1, lease_s=30)
     _expire_all(store)
-    failed, requeued = store.expire_leases()
+    failed, requeued = store.expire_leases(lease_s=30)
     assert failed == [] and requeued == {eid: [tid]}
     (again,) = store.claim_tasks(eid, 1, lease_s=30)
     assert again["attempt"] == 2
     _expire_all(store)
-    failed, requeued = store.expire_leases()
+    failed, requeued = store.expire_leases(lease_s=30)
     assert failed == [tid] and requeued == {}
     doc = store.task_documents(alice.id, [tid])[tid]
     assert doc["status"] == "failed"
@@ -154,12 +154,36 @@ def test_expired_lease_requeues_then_fails_with_endpoint_lost(store: Store) -> N
     assert float(doc["completion_t"]) > 0
 
 
+def test_undelivered_claim_is_requeued_without_counting_an_attempt(store: Store) -> None:
+    """Regression: a claim whose answer was lost (the service died mid-answer) stayed leased
+    for ever, because every heartbeat renewed every lease of the endpoint."""
+    alice, fid, eid = _setup(store, retries=0)
+    _, (tid,) = store.submit_tasks(alice.id, eid, None, [(fid, "p")])
+    store.claim_tasks(eid, 1, lease_s=30)  # the agent never sees this answer
+    store.heartbeat(eid, {}, lease_s=30, held=[])  # alive, holding nothing
+    _expire_all(store)
+    assert store.expire_leases(lease_s=30) == ([], {eid: [tid]})
+    (again,) = store.claim_tasks(eid, 1, lease_s=30)
+    assert again["attempt"] == 1  # it never ran: no attempt counted, no EndpointLost
+
+
+def test_heartbeat_renews_only_the_tasks_the_agent_holds(store: Store) -> None:
+    alice, fid, eid = _setup(store, retries=0)
+    _, (kept, lost) = store.submit_tasks(alice.id, eid, None, [(fid, "a"), (fid, "b")])
+    store.claim_tasks(eid, 2, lease_s=30)
+    _expire_all(store)
+    store.heartbeat(eid, {}, lease_s=30, held=[kept])
+    assert store.expire_leases(lease_s=30) == ([], {eid: [lost]})
+    docs = store.task_documents(alice.id, [kept, lost], mark_retrieved=False)
+    assert (docs[kept]["status"], docs[lost]["status"]) == ("running", "waiting-for-ep")
+
+
 def test_heartbeat_renews_leases_and_reports_stop(store: Store) -> None:
     alice, fid, eid = _setup(store)
     store.submit_tasks(alice.id, eid, None, [(fid, "p")])
     store.claim_tasks(eid, 1, lease_s=0.001)
     assert store.heartbeat(eid, {"total_workers": 2}, lease_s=60) is False
-    assert store.expire_leases() == ([], {})
+    assert store.expire_leases(lease_s=30) == ([], {})
     store.lock_endpoint(eid)
     assert store.heartbeat(eid, {}, lease_s=60) is True
     store.register_endpoint(alice, "ep")  # re-registration clears the stop flag
