@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -25,7 +25,6 @@ from globus_compute.serialize.packing import pack_buffers
 log = logging.getLogger(__name__)
 
 PENDING_STATUS = "waiting-for-ep"
-RUNNING_STATUS = "running"
 TERMINAL_STATUSES = ("success", "failed")
 
 _LOST_TEXT = {
@@ -338,8 +337,3 @@ class TaskStoreMixin:
             self.db.executescript("PRAGMA incremental_vacuum;")
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return purged
-
-    def iter_task_ids(self, owner_id: int) -> Iterator[str]:
-        """All task ids of an identity (tests and diagnostics)."""
-        for (tid,) in self.db.execute("SELECT id FROM tasks WHERE owner = ?", (owner_id,)):
-            yield tid
