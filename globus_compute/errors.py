@@ -1,23 +1,37 @@
-"""Exceptions raised by globus_compute.
-
-The tree is small on purpose; anything a user catches is here::
+"""Exceptions raised by globus_compute: one tree, and anything a user catches is here::
 
     Exception
-     ├── ComputeError                   base of SDK-side failures; str() == repr()
-     │    ├── VersionMismatch           the service needs a newer SDK
-     │    ├── SerdeError                a strategy or allow-list problem
-     │    │    ├── SerializationError   (also ValueError) could not serialize a value
-     │    │    └── DeserializationError (also ValueError) could not read a serialized string
-     │    ├── TaskPending               Client.get_result on an unfinished task
-     │    ├── ResultPollingError        (also RuntimeError) the Executor cannot fetch results
-     │    └── TaskLost                  a worker or endpoint died while holding the task
-     │         ├── WorkerLost
-     │         └── EndpointLost
-     ├── TaskExecutionFailed            the remote function raised; carries its traceback text
-     └── MaxResultSizeExceeded          a result over the 10 MB limit (raised on the endpoint)
+     ├── ComputeError                     base of SDK-side failures
+     │    ├── VersionMismatch             the service needs a newer SDK
+     │    ├── SerdeError                  a strategy or allow-list problem
+     │    │    ├── SerializationError     (also ValueError) could not serialize a value
+     │    │    └── DeserializationError   (also ValueError) could not read a serialized string
+     │    ├── TaskPending                 Client.get_result on an unfinished task
+     │    ├── ResultPollingError          (also RuntimeError) the Executor cannot fetch results
+     │    ├── TaskLost                    a worker or endpoint died while holding the task
+     │    │    ├── WorkerLost
+     │    │    └── EndpointLost
+     │    ├── ExecutorShutdown            (also RuntimeError) submit after shutdown or exit
+     │    ├── ExecutorBroken              (also concurrent.futures.BrokenExecutor) a background
+     │    │                                 thread of the Executor died; every future it owned
+     │    │                                 failed with this, and submit raises it
+     │    ├── InvalidServiceResponse      (also ValueError) the service answered with a
+     │    │                                 document we cannot use (a submit, a task)
+     │    ├── ServiceRefused              an agent's request refused for good (http_status)
+     │    ├── LocalComputeError           (also RuntimeError) the embedded stack cannot start
+     │    ├── LocalTokenMissing           (also FileNotFoundError) no local token to use
+     │    └── EndpointConfigError         (also ValueError) a malformed endpoint config file
+     ├── TaskExecutionFailed              the remote function raised; carries its traceback text
+     └── MaxResultSizeExceeded            a result over the 10 MB limit (raised on the endpoint)
 
-Every ``__init__`` passes all of its arguments to ``super().__init__`` so that each exception
-survives pickling (``pickle`` rebuilds an exception as ``cls(*exc.args)``).
+Errors of the REST calls themselves are globus-sdk's (``globus_sdk.GlobusAPIError`` and its
+``ComputeAPIError``, with ``http_status``, ``code`` and ``request_id``), exactly as the reference
+SDK raises them.
+
+The classes that mirror the reference SDK (down to ``TaskLost``) keep its ``str() == repr()``
+texts; the SDK's own additions print their message. Every ``__init__`` passes all of its
+arguments to ``super().__init__`` so that each exception survives pickling (``pickle``
+rebuilds an exception as ``cls(*exc.args)``).
 
 Remote failures arrive as text, never as pickled exceptions: the endpoint that raised may run a
 different Python, and the service never unpickles user data. So ``TaskExecutionFailed`` never
@@ -26,6 +40,7 @@ re-raises the original type; it shows the remote traceback.
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import textwrap
 import time
@@ -41,6 +56,13 @@ __all__ = [
     "TaskLost",
     "WorkerLost",
     "EndpointLost",
+    "ExecutorShutdown",
+    "ExecutorBroken",
+    "InvalidServiceResponse",
+    "ServiceRefused",
+    "LocalComputeError",
+    "LocalTokenMissing",
+    "EndpointConfigError",
     "TaskExecutionFailed",
     "MaxResultSizeExceeded",
 ]
@@ -128,6 +150,81 @@ class WorkerLost(TaskLost):
 
 class EndpointLost(TaskLost):
     """The endpoint agent holding the task stopped heartbeating and its lease expired."""
+
+
+class _MessageError(ComputeError):
+    """An SDK failure of our own: ``str()`` is its message (no reference text to mirror)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ExecutorShutdown(_MessageError, RuntimeError):
+    """The Executor was shut down (or the interpreter is exiting); it takes no new work."""
+
+
+class ExecutorBroken(_MessageError, concurrent.futures.BrokenExecutor):
+    """A background thread of the Executor died; the message says which and why.
+
+    Every future that thread owned fails with this error, and so does every later ``submit``,
+    as with a ``ProcessPoolExecutor`` whose worker died (``BrokenProcessPool``).
+    """
+
+
+class InvalidServiceResponse(_MessageError, ValueError):
+    """The Compute service answered with a document that cannot be used as it is."""
+
+
+class ServiceRefused(_MessageError):
+    """The service refused an endpoint agent's request for a reason retrying will not fix.
+
+    Args:
+        http_status: The response status code.
+        message: The response body (the service's JSON error document as text).
+    """
+
+    def __init__(self, http_status: int, message: str) -> None:
+        ComputeError.__init__(self, http_status, message)
+        self.http_status = http_status
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"HTTP {self.http_status}: {self.message[:500]}"
+
+    def __repr__(self) -> str:
+        return f"ServiceRefused({self.http_status}, {self.message[:500]!r})"
+
+
+class LocalComputeError(_MessageError, RuntimeError):
+    """The embedded service or endpoint could not be started (the message has its log tail)."""
+
+
+class LocalTokenMissing(ComputeError, FileNotFoundError):
+    """``environment="local"`` was asked for, but no embedded service has written a token."""
+
+    def __init__(self, path: str) -> None:
+        ComputeError.__init__(self, path)
+        self.path = path
+
+    def __str__(self) -> str:
+        return (
+            f"No token for the local Compute service at {self.path}. Start it with "
+            "`globus-compute-local up` (or pass authorizer=... / base_url=... explicitly)."
+        )
+
+    def __repr__(self) -> str:
+        return f"LocalTokenMissing({self.path!r})"
+
+
+class EndpointConfigError(_MessageError, ValueError):
+    """The endpoint config file is malformed or names something Parsl does not have."""
 
 
 _SERDE_HINT_RE = re.compile(r"dill|pickle|serializ", re.IGNORECASE)

@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any
 
-from globus_compute.agent_protocol import MAX_WAIT_S, TaskResult
+from globus_compute.protocol.agent import MAX_WAIT_S, TaskResult
 from globus_compute.endpoint.engines.base import Engine, EngineContext
 from globus_compute.endpoint.transport import AbortedError, ServiceAPI, ServiceError
 from globus_compute.version import REFERENCE_SDK_VERSION, __version__

@@ -2,7 +2,7 @@
 
 Everything here runs inside a worker (a process of the process engine, or a thread of the
 thread engine) and never raises: every outcome, including a malformed task buffer, becomes an
-:class:`~globus_compute.agent_protocol.TaskResult` for that task alone, so one bad task cannot
+:class:`~globus_compute.protocol.agent.TaskResult` for that task alone, so one bad task cannot
 take a worker down with it.
 
 The result formats are the reference endpoint's (wire-spec sections 4.2 and 11): a successful
@@ -21,7 +21,7 @@ from typing import Any
 
 import dill
 
-from globus_compute.agent_protocol import ClaimedTask, TaskResult
+from globus_compute.protocol.agent import ClaimedTask, TaskResult
 from globus_compute.errors import MaxResultSizeExceeded
 from globus_compute.serialize import ComputeSerializer
 from globus_compute.version import REFERENCE_SDK_VERSION

@@ -19,7 +19,7 @@ from typing import Any, cast
 import requests
 import tenacity
 
-from globus_compute.agent_protocol import (
+from globus_compute.protocol.agent import (
     AGENT_PREFIX,
     ClaimResponse,
     HeartbeatResponse,

@@ -79,7 +79,7 @@ def create_app(config: ServiceConfig, store: Store | None = None) -> FastAPI:
         title="Globus Compute (embedded service)",
         version=__version__,
         description="Wire-compatible with the Globus Compute web service API (v2/v3), plus the "
-        "private agent routes of globus_compute.agent_protocol.",
+        "private agent routes of globus_compute.protocol.agent.",
         lifespan=lifespan,
     )
     app.state.ctx = ctx

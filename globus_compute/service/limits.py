@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from globus_compute.agent_protocol import AGENT_PREFIX
+from globus_compute.protocol.agent import AGENT_PREFIX
 from globus_compute.service.errors import error_response
 from globus_compute.service.identity import hash_token
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from globus_compute.agent_protocol import AGENT_PREFIX, MAX_WAIT_S, ClaimedTask, TaskResult
+from globus_compute.protocol.agent import AGENT_PREFIX, MAX_WAIT_S, ClaimedTask, TaskResult
 from globus_compute.service.deps import (
     UUID_SCHEMA,
     Ctx,

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from globus_compute.agent_protocol import MAX_WAIT_S
+from globus_compute.protocol.agent import MAX_WAIT_S
 from globus_compute.service.deps import (
     UUID_SCHEMA,
     Ctx,

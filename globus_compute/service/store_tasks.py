@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from globus_compute.agent_protocol import ClaimedTask, TaskResult
+from globus_compute.protocol.agent import ClaimedTask, TaskResult
 from globus_compute.serialize.packing import pack_buffers
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from faultkit import Ledger, outcomes, source_client, wait_all
+from tests.support.faults import Ledger, outcomes, source_client, wait_all
 
 from globus_compute.local import LocalCompute
 

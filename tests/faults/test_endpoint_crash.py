@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from faultkit import (
+from tests.support.faults import (
     Ledger,
     assert_distinct_task_ids,
     group_task_ids,

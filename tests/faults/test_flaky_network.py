@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from faultkit import (
+from tests.support.faults import (
     Ledger,
     assert_distinct_task_ids,
     group_task_ids,
@@ -23,7 +23,7 @@ from faultkit import (
     square_after,
     wait_all,
 )
-from flaky_proxy import FlakyProxy
+from tests.support.flaky_proxy import FlakyProxy
 
 from globus_compute.local import LocalCompute
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from faultkit import (
+from tests.support.faults import (
     Ledger,
     assert_distinct_task_ids,
     group_task_ids,

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from globus_compute.agent_protocol import AGENT_PREFIX
+from globus_compute.protocol.agent import AGENT_PREFIX
 from globus_compute.serialize import ComputeSerializer, pack_buffers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from globus_compute.agent_protocol import AGENT_PREFIX
+from globus_compute.protocol.agent import AGENT_PREFIX
 from globus_compute.service.store import Store
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from globus_compute.agent_protocol import AGENT_PREFIX
+from globus_compute.protocol.agent import AGENT_PREFIX
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from globus_compute.agent_protocol import AGENT_PREFIX
+from globus_compute.protocol.agent import AGENT_PREFIX
 
 globus_sdk = pytest.importorskip("globus_sdk")
 gcsdk = pytest.importorskip("globus_compute_sdk")

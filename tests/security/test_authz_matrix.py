@@ -8,7 +8,7 @@ unknown id (apart from the id itself and the request id), and must never contain
 name, code, status or result. The allowed cases are checked too, end to end through the agent
 routes, so that the matrix does not pass by refusing everything.
 
-Identities (see ``conftest.identities``): alice (the default identity, owns everything below
+Identities (see ``tests.support.service.create_identities``): alice (the default identity, owns everything below
 unless said otherwise), bob (in alice's group), mallory (in no group).
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import Identities, Service
+from tests.support.service import Identities, RunningService
 
-from globus_compute.agent_protocol import AGENT_PREFIX
+from globus_compute.protocol.agent import AGENT_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ STATUSES = ["success", "failed", "waiting-for-ep", "running"]
 class World:
     """alice's, bob's and mallory's resources, made through the public and agent routes."""
 
-    svc: Service
+    svc: RunningService
     who: Identities
     f_priv: str = ""
     f_grp: str = ""
@@ -79,7 +79,7 @@ def _ok(resp: requests.Response) -> Any:
 
 
 @pytest.fixture(scope="module")
-def world(service: Service, identities: Identities) -> Iterator[World]:
+def world(service: RunningService, identities: Identities) -> Iterator[World]:
     w = World(service, identities)
 
     def fn(who: str, name: str, **extra: Any) -> str:
@@ -156,7 +156,7 @@ OPEN_ROUTES = {"GET /v2/version"}
 
 
 @pytest.mark.timeout(30)
-def test_matrix_covers_every_served_route(service: Service) -> None:
+def test_matrix_covers_every_served_route(service: RunningService) -> None:
     """A new route must get a row here: the matrix is compared with the served schema."""
     paths = service.call("GET", "/openapi.json").json()["paths"]
     served = {f"{m.upper()} {p}" for p, ops in paths.items() for m in ops}

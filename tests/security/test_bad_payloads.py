@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import Service
+from tests.support.service import RunningService
 
 from globus_compute.local import LocalCompute
 from globus_compute.serialize import ComputeSerializer, PureSourceTextInspect
@@ -145,12 +145,12 @@ def test_malformed_payloads_fail_only_their_own_task(stack: LocalCompute) -> Non
 # -- HTTP bodies --------------------------------------------------------------------------------
 
 
-def _host_port(service: Service) -> tuple[str, int]:
+def _host_port(service: RunningService) -> tuple[str, int]:
     host, port = service.url.split("//", 1)[1].rsplit(":", 1)
     return host, int(port)
 
 
-def _submit_target(service: Service) -> tuple[str, str]:
+def _submit_target(service: RunningService) -> tuple[str, str]:
     fid = service.call(
         "POST", "/v3/functions", json={"function_name": "f", "function_code": "10\n01\nabcdefg\n"}
     ).json()["function_uuid"]
@@ -160,7 +160,7 @@ def _submit_target(service: Service) -> tuple[str, str]:
     return fid, eid
 
 
-def _task_count(service: Service) -> int:
+def _task_count(service: RunningService) -> int:
     store = Store(service.state_dir)
     try:
         return store.db.execute("SELECT count(*) FROM tasks").fetchone()[0]
@@ -182,7 +182,7 @@ def _read_response(sock: socket.socket) -> bytes:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("hang_up", ["half-close", "close"])
-def test_truncated_body_is_not_acted_upon(service: Service, hang_up: str) -> None:
+def test_truncated_body_is_not_acted_upon(service: RunningService, hang_up: str) -> None:
     """Content-Length promises more than is sent, then the client hangs up.
 
     The bytes that did arrive are a complete, valid submit document; acting on them would queue
@@ -210,7 +210,7 @@ def test_truncated_body_is_not_acted_upon(service: Service, hang_up: str) -> Non
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
-def test_oversized_body_gets_413(service: Service, framing: str) -> None:
+def test_oversized_body_gets_413(service: RunningService, framing: str) -> None:
     """A body over 10 MB: 413 TASK_PAYLOAD_TOO_LARGE, declared or streamed without a length."""
     fid, eid = _submit_target(service)
     before = _task_count(service)

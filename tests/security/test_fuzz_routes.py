@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from conftest import Service
+from tests.support.service import RunningService
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from globus_compute.agent_protocol import AGENT_PREFIX
+from globus_compute.protocol.agent import AGENT_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ class FuzzState:
 
 
 @pytest.fixture(scope="module")
-def fuzz_state(service: Service) -> Iterator[FuzzState]:
+def fuzz_state(service: RunningService) -> Iterator[FuzzState]:
     fid = service.call(
         "POST", "/v3/functions", json={"function_name": "f", "function_code": FN_CODE}
     ).json()["function_uuid"]
@@ -71,7 +71,7 @@ def fuzz_state(service: Service) -> Iterator[FuzzState]:
 
 
 @pytest.fixture(scope="module")
-def api_schema(service: Service) -> Any:
+def api_schema(service: RunningService) -> Any:
     """The schema exactly as the running service serves it."""
     return schemathesis.openapi.from_url(f"{service.url}/openapi.json")
 
@@ -108,7 +108,7 @@ def assert_clean_answer(resp: requests.Response | Any, what: str) -> None:
     database=None,
 )
 @pytest.mark.timeout(120)
-def test_schema_fuzz_no_server_errors(case: Any, service: Service, fuzz_state: FuzzState) -> None:
+def test_schema_fuzz_no_server_errors(case: Any, service: RunningService, fuzz_state: FuzzState) -> None:
     """Every operation of the served schema, positive and negative data, as generated."""
     headers = {"Authorization": f"Bearer {service.token}"}
     what = f"{case.method} {case.formatted_path}"
@@ -239,7 +239,7 @@ def _route_path(route: str, state: FuzzState) -> str:
 
 @pytest.mark.parametrize("route", HOT_ROUTES)
 @pytest.mark.timeout(120)
-def test_raw_bodies_on_hot_routes(route: str, service: Service, fuzz_state: FuzzState) -> None:
+def test_raw_bodies_on_hot_routes(route: str, service: RunningService, fuzz_state: FuzzState) -> None:
     """Hypothesis-driven bodies (bytes, JSON, near-valid documents) on the hot routes."""
     path = _route_path(route, fuzz_state)
     statuses: dict[int, int] = {}
@@ -267,7 +267,7 @@ def test_raw_bodies_on_hot_routes(route: str, service: Service, fuzz_state: Fuzz
 
 
 @pytest.mark.timeout(30)
-def test_service_healthy_after_fuzzing(service: Service, fuzz_state: FuzzState) -> None:
+def test_service_healthy_after_fuzzing(service: RunningService, fuzz_state: FuzzState) -> None:
     """After all of the above the same process still serves, and a real submit still works."""
     service.assert_healthy()
     # The fuzzing (when it ran before this test) reached the real logic, not only refusals.

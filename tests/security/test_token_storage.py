@@ -17,7 +17,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import start_service
+from tests.support.service import start_service
 
 from globus_compute import state_dir as state_dir_mod
 from globus_compute.service import __main__ as service_main
@@ -36,7 +36,7 @@ def _mode(path: Path) -> int:
 def test_database_holds_only_token_hashes(tmp_path: Path) -> None:
     """No plaintext token anywhere in the database files (main file, WAL, shared memory)."""
     state = tmp_path / "state"
-    svc = start_service(state)
+    svc = start_service(state, host=None)
     try:
         store = Store(state)
         try:
@@ -78,7 +78,7 @@ def test_database_holds_only_token_hashes(tmp_path: Path) -> None:
 def test_token_files_and_database_are_private_even_with_umask_0(tmp_path: Path) -> None:
     """Token files 0600 in a 0700 dir; state dir 0700 and database 0600, under umask 000."""
     state = tmp_path / "state"
-    svc = start_service(state, umask=0)
+    svc = start_service(state, host=None, umask=0)
     try:
         token_file = state_dir_mod.token_path(state)
         assert _mode(token_file) == 0o600
@@ -125,7 +125,7 @@ def test_service_binds_loopback_by_default(tmp_path: Path) -> None:
     """Started without ``--host``, the service listens on 127.0.0.1 only."""
     assert service_main.parse_args([]).host == "127.0.0.1"
     assert inspect.signature(server.serve).parameters["host"].default == "127.0.0.1"
-    svc = start_service(tmp_path / "state")  # no --host
+    svc = start_service(tmp_path / "state", host=None)  # no --host
     try:
         assert svc.url.startswith("http://127.0.0.1:")
         port = int(svc.url.rsplit(":", 1)[1])
@@ -163,7 +163,7 @@ def test_replaced_token_stops_working_in_the_running_service(tmp_path: Path) -> 
     one must be refused by the service that is already running (it used to stay valid there
     through an in-process cache until a restart)."""
     state = tmp_path / "state"
-    svc = start_service(state)
+    svc = start_service(state, host=None)
     try:
         store = Store(state)
         try:

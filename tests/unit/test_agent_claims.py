@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from globus_compute.agent_protocol import ClaimedTask, WorkerStatus
+from globus_compute.protocol.agent import ClaimedTask, WorkerStatus
 from globus_compute.endpoint.agent import CLAIM_PER_WORKER, Agent
 from globus_compute.endpoint.engines.base import Engine, EngineContext
 

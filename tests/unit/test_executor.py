@@ -1,4 +1,4 @@
-"""Executor behaviour against an in-memory fake Client (see test_executor_fakes.py)."""
+"""Executor behaviour against an in-memory fake Client (see tests/support/fake_client.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from test_executor_fakes import FakeClient, HTTPError
+from tests.support.fake_client import FakeClient, HTTPError
 
 from globus_compute._task_settings import TaskSettings
 from globus_compute.errors import ResultPollingError, SerializationError, TaskExecutionFailed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_executor_fakes import FakeClient, HTTPError
+from tests.support.fake_client import FakeClient, HTTPError
 
 from globus_compute._poller import ResultPoller
 from globus_compute._rate_limit import BurstLimiter
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(30)
 
 def submitted(client: FakeClient, n: int) -> list[tuple[str, ComputeFuture]]:
     """Put ``n`` pending tasks into the fake service and return (task id, future) pairs."""
-    from test_executor_fakes import FakeBatch
+    from tests.support.fake_client import FakeBatch
 
     fid = client.register_function(lambda x: x + 1)
     batch = FakeBatch()

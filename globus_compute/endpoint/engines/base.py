@@ -8,7 +8,7 @@ engine (for example one built on Parsl) means implementing :class:`Engine` and r
 Rules every engine keeps:
 
 - ``submit`` never blocks on task execution and never raises for a bad task; each task ends in
-  exactly one :class:`~globus_compute.agent_protocol.TaskResult` delivered through
+  exactly one :class:`~globus_compute.protocol.agent.TaskResult` delivered through
   ``EngineContext.result_sink`` (a failed one if anything went wrong with it).
 - Results are delivered in batches (lists), from a thread the engine owns. The sink is cheap and
   thread-safe; it may be called from any engine thread.
@@ -26,7 +26,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from globus_compute.agent_protocol import ClaimedTask, TaskResult, WorkerStatus
+from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
 from globus_compute.errors import WorkerLost
 
 #: How results leave an engine: one call per batch.

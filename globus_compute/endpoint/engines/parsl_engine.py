@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import parsl  # noqa: F401  (an optional extra: fail here, at engine selection, if missing)
 
-from globus_compute.agent_protocol import ClaimedTask, TaskResult, WorkerStatus
+from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
 from globus_compute.endpoint.config import (
     EndpointConfig,
     build_parsl_executor,

@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from globus_compute.agent_protocol import ClaimedTask, TaskResult, WorkerStatus
+from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
 from globus_compute.endpoint.engines.base import (
     Engine,
     EngineContext,

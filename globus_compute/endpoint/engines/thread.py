@@ -15,7 +15,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from globus_compute.agent_protocol import ClaimedTask, TaskResult, WorkerStatus
+from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
 from globus_compute.endpoint.engines.base import Engine, EngineContext
 from globus_compute.endpoint.execution import TaskRunner
 

@@ -1,0 +1,118 @@
+"""The result documents an endpoint reports, and the texts of tasks that were lost.
+
+Every task ends in exactly one :class:`~globus_compute.protocol.agent.TaskResult`: a success
+carries one serialized value, a failure carries text, never a pickled exception (the submitter
+may run another Python, and the service never unpickles user data). The texts of lost tasks
+name the exception type first, as a traceback's last line does, so the SDK and users can tell
+what happened from the first words.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+from globus_compute.errors import EndpointLost, WorkerLost
+from globus_compute.protocol.agent import TaskResult
+from globus_compute.protocol.states import TaskState
+
+__all__ = [
+    "completion_time",
+    "endpoint_lost_text",
+    "failed_result",
+    "lost_task_text",
+    "success_result",
+    "worker_lost_reason",
+]
+
+_ENGINE_FAILURE_TOP = "+" * 68
+_ENGINE_FAILURE_BOTTOM = "-" * 68
+
+
+def completion_time(now: float | None = None) -> str:
+    """Unix seconds as the string the wire carries in ``completion_t``."""
+    return repr(time.time() if now is None else now)
+
+
+def success_result(task_id: str, serialized: str, details: dict[str, Any]) -> TaskResult:
+    """A finished task's document: one serialized value."""
+    return {
+        "task_id": task_id,
+        "status": TaskState.SUCCESS.value,
+        "result": serialized,
+        "completion_t": completion_time(),
+        "details": details,
+    }
+
+
+def failed_result(
+    task_id: str, text: str, details: dict[str, Any], completion_t: str | None = None
+) -> TaskResult:
+    """A failed task's document: traceback (or failure reason) text."""
+    return {
+        "task_id": task_id,
+        "status": TaskState.FAILED.value,
+        "exception": text,
+        "completion_t": completion_t or completion_time(),
+        "details": details,
+    }
+
+
+def lost_task_text(failures: list[str]) -> str:
+    """The failure text of a task whose executor died on every allowed attempt.
+
+    Engine-level failures are framed by a line of 68 ``+`` and one of 68 ``-``, one block per
+    attempt, as the reference endpoint reports them, so users can tell them apart from their own
+    tracebacks.
+    """
+    blocks = []
+    for number, reason in enumerate(failures, start=1):
+        label = "final attempt" if number == len(failures) and number > 1 else str(number)
+        header = f"Traceback from attempt: {label}\n" if len(failures) > 1 else ""
+        blocks.append(f"{_ENGINE_FAILURE_TOP}\n{header}{reason}\n{_ENGINE_FAILURE_BOTTOM}\n")
+    return "".join(blocks)
+
+
+def worker_lost_reason(task_id: str, worker: str, exitcode: int | None) -> str:
+    """``repr`` of the WorkerLost of a task whose worker process died under it."""
+    if exitcode is None:
+        how = "with an unknown exit status"
+    elif exitcode < 0:
+        how = f"from signal {_signal_name(-exitcode)}"
+    else:
+        how = f"with exit code {exitcode}"
+    return repr(WorkerLost(f"{worker} died {how} while running task {task_id}"))
+
+
+#: Why the service gave up on a task an endpoint held, by cause.
+_ENDPOINT_LOST_CAUSES = {
+    "expired": "the endpoint {endpoint} stopped heartbeating, so its lease on the task expired",
+    "restarted": (
+        "the endpoint {endpoint} was restarted while running it (the previous agent process "
+        "stopped heartbeating)"
+    ),
+    "deleted": "the endpoint {endpoint} was deleted",
+}
+
+
+def endpoint_lost_text(
+    task_id: str, endpoint_id: str, cause: str, attempts: int | None = None
+) -> str:
+    """The failure text of a task the service took back from its endpoint for good.
+
+    Args:
+        cause: ``expired``, ``restarted`` or ``deleted``.
+        attempts: How many times the task was started, when known.
+    """
+    why = _ENDPOINT_LOST_CAUSES[cause].format(endpoint=endpoint_id)
+    after = f" after {attempts} attempt(s)" if attempts is not None else ""
+    reason = f"task {task_id} was lost{after}: {why}."
+    return f"{EndpointLost.__module__}.{EndpointLost.__name__}: {reason}\n"
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return f"{signal.Signals(signum).name} ({signum})"
+    except ValueError:
+        return str(signum)
