@@ -41,7 +41,7 @@ def cmd_token(ns: argparse.Namespace) -> int:
 
     store = Store(ns.state_dir)
     try:
-        print(store.ensure_user(ns.user))
+        print(store.identities.ensure_user(ns.user))
     finally:
         store.close()
     return 0

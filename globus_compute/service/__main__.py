@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit,
     )
     store = Store(config.state_dir)
-    store.ensure_user(state_dir_mod.DEFAULT_USER)
+    store.identities.ensure_user(state_dir_mod.DEFAULT_USER)
 
     def ready(url: str) -> None:
         print(f"READY {url}", flush=True)

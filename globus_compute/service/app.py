@@ -10,32 +10,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import FastAPI, Query
-from starlette.responses import Response
+from fastapi import FastAPI
 
-from globus_compute.service import (
-    routes_agent,
-    routes_endpoints,
-    routes_functions,
-    routes_tasks,
-)
+from globus_compute.service.actions import sweep
 from globus_compute.service.config import ServiceConfig
-from globus_compute.service.deps import ServiceContext, json_response
+from globus_compute.service.context import ServiceContext
 from globus_compute.service.errors import install_error_handlers
 from globus_compute.service.limits import LimitsMiddleware, TokenBucket
 from globus_compute.service.notify import Notifier
+from globus_compute.service.routes import ROUTERS
 from globus_compute.service.store import Store
 from globus_compute.version import __version__
 
 log = logging.getLogger(__name__)
-
-#: Oldest reference SDK / endpoint this service talks to (the reference client compares these
-#: with its own version, 4.19.0, and refuses to run when it is older).
-MIN_SDK_VERSION = "2.0.0"
-MIN_ENDPOINT_VERSION = "2.0.0"
-API_VERSION = "1.0.0"
 
 
 async def _sweep(ctx: ServiceContext) -> None:
@@ -44,11 +32,9 @@ async def _sweep(ctx: ServiceContext) -> None:
     next_purge = loop.time()
     while True:
         try:
-            failed, requeued = ctx.store.expire_leases(ctx.config.lease_s)
-            ctx.notifier.notify_tasks(failed)
-            ctx.notifier.notify_endpoints(requeued)
+            sweep.release_expired_leases(ctx)
             if loop.time() >= next_purge:
-                ctx.store.purge_tasks(ctx.config.result_retention_s, ctx.config.unretrieved_ttl_s)
+                sweep.purge_expired_tasks(ctx)
                 next_purge = loop.time() + ctx.config.purge_interval_s
         except Exception:
             log.exception("Lease/purge sweep failed; retrying next interval")
@@ -92,20 +78,6 @@ def create_app(config: ServiceConfig, store: Store | None = None) -> FastAPI:
         bucket = TokenBucket(config.rate_limit, burst)
     app.add_middleware(LimitsMiddleware, max_body=config.max_request_bytes, bucket=bucket)
 
-    @app.get("/v2/version", tags=["service"], summary="Service versions")
-    async def version(service: Annotated[str | None, Query()] = None) -> Response:
-        if service is None:
-            return json_response(API_VERSION)
-        return json_response(
-            {
-                "api": API_VERSION,
-                "min_sdk_version": MIN_SDK_VERSION,
-                "min_ep_version": MIN_ENDPOINT_VERSION,
-                "min_endpoint_version": MIN_ENDPOINT_VERSION,
-                "git_sha": f"globus-compute-{__version__}",
-            }
-        )
-
-    for module in (routes_functions, routes_tasks, routes_endpoints, routes_agent):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

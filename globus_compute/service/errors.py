@@ -3,6 +3,10 @@
 The reference client fills ``ComputeAPIError.code``/``.message`` only from string fields of a JSON
 body, and retries every 5xx for ~15 s, so client mistakes must be 4xx with that body, including
 FastAPI's own validation errors and 404s for unknown paths.
+
+:class:`ApiError` is how a service function or route refuses a request. It lives only inside the
+service and never reaches a user: clients see its body, which the SDK turns into its own errors
+(``globus_compute.errors``), and the endpoint agent into ``ServiceRefused``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ _STATUS_CODES = {
 }
 
 
-class ServiceError(Exception):
+class ApiError(Exception):
     """A request the service refuses; becomes a JSON error response.
 
     Args:
@@ -52,16 +56,29 @@ class ServiceError(Exception):
         self.headers = headers or {}
 
 
-def not_found(what: str, ident: object) -> ServiceError:
-    return ServiceError(404, "NOT_FOUND", f"{what} {ident} not found")
+def unauthorized(message: str) -> ApiError:
+    """401: no usable bearer token (the caller is told to send one)."""
+    return ApiError(401, "UNAUTHORIZED", message, {"WWW-Authenticate": "Bearer"})
 
 
-def forbidden(message: str) -> ServiceError:
-    return ServiceError(403, "FORBIDDEN", message)
+def not_found(what: str, ident: object) -> ApiError:
+    """404: ``what`` does not exist, or the caller may not know that it does."""
+    return ApiError(404, "NOT_FOUND", f"{what} {ident} not found")
 
 
-def invalid(message: str) -> ServiceError:
-    return ServiceError(422, "VALIDATION_ERROR", message)
+def forbidden(message: str) -> ApiError:
+    """403: the caller may see the resource but not do this to it."""
+    return ApiError(403, "FORBIDDEN", message)
+
+
+def conflict(message: str) -> ApiError:
+    """409: the request contradicts what is stored (a name already taken)."""
+    return ApiError(409, "CONFLICT", message)
+
+
+def invalid(message: str) -> ApiError:
+    """422: a well-formed JSON body whose content breaks a rule."""
+    return ApiError(422, "VALIDATION_ERROR", message)
 
 
 def error_response(
@@ -92,7 +109,7 @@ def _describe_validation(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error the app produces a JSON body with string code/message/request_id."""
 
-    async def on_service_error(request: Request, exc: ServiceError) -> Response:
+    async def on_api_error(request: Request, exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, _request_id(request), exc.headers)
 
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
@@ -122,7 +139,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "INTERNAL_ERROR", "Internal service error", _request_id(request))
 
-    app.add_exception_handler(ServiceError, on_service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, on_api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
     app.add_exception_handler(UnicodeError, on_bad_text)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from typing import Any
 
 from globus_compute.protocol.agent import AGENT_PREFIX
 from globus_compute.service.errors import error_response
-from globus_compute.service.identity import hash_token
+from globus_compute.service.tokens import hash_token
 
 log = logging.getLogger(__name__)
 

@@ -201,7 +201,7 @@ def test_other_identity_sees_nothing(service: Any) -> None:
         service, "POST", f"/v3/endpoints/{eid}/submit", json={"tasks": {fid: ["p"]}}
     ).json()["tasks"][fid]
     store = Store(service.state_dir)
-    other = {"Authorization": f"Bearer {store.ensure_user('mallory')}"}
+    other = {"Authorization": f"Bearer {store.identities.ensure_user('mallory')}"}
     store.close()
     _assert_error(_call(service, "GET", f"/v2/tasks/{tid}", headers=other), 404)
     assert (

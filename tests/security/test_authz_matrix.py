@@ -8,8 +8,8 @@ unknown id (apart from the id itself and the request id), and must never contain
 name, code, status or result. The allowed cases are checked too, end to end through the agent
 routes, so that the matrix does not pass by refusing everything.
 
-Identities (see ``tests.support.service.create_identities``): alice (the default identity, owns everything below
-unless said otherwise), bob (in alice's group), mallory (in no group).
+Identities (see ``tests.support.service.create_identities``): alice (the default identity, owns
+everything below unless said otherwise), bob (in alice's group), mallory (in no group).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 import requests
-from tests.support.service import Identities, RunningService
 
 from globus_compute.protocol.agent import AGENT_PREFIX
+from tests.support.service import Identities, RunningService
 
 pytestmark = pytest.mark.integration
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 import requests
-from tests.support.service import RunningService
 
 from globus_compute.local import LocalCompute
 from globus_compute.serialize import ComputeSerializer, PureSourceTextInspect
 from globus_compute.service.config import MAX_REQUEST_BYTES
 from globus_compute.service.store import Store
+from tests.support.service import RunningService
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ def _submit_target(service: RunningService) -> tuple[str, str]:
 def _task_count(service: RunningService) -> int:
     store = Store(service.state_dir)
     try:
-        return store.db.execute("SELECT count(*) FROM tasks").fetchone()[0]
+        return store.database.connection.execute("SELECT count(*) FROM tasks").fetchone()[0]
     finally:
         store.close()
 

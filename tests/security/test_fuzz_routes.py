@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from tests.support.service import RunningService
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from globus_compute.protocol.agent import AGENT_PREFIX
+from tests.support.service import RunningService
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +108,9 @@ def assert_clean_answer(resp: requests.Response | Any, what: str) -> None:
     database=None,
 )
 @pytest.mark.timeout(120)
-def test_schema_fuzz_no_server_errors(case: Any, service: RunningService, fuzz_state: FuzzState) -> None:
+def test_schema_fuzz_no_server_errors(
+    case: Any, service: RunningService, fuzz_state: FuzzState
+) -> None:
     """Every operation of the served schema, positive and negative data, as generated."""
     headers = {"Authorization": f"Bearer {service.token}"}
     what = f"{case.method} {case.formatted_path}"
@@ -239,7 +241,9 @@ def _route_path(route: str, state: FuzzState) -> str:
 
 @pytest.mark.parametrize("route", HOT_ROUTES)
 @pytest.mark.timeout(120)
-def test_raw_bodies_on_hot_routes(route: str, service: RunningService, fuzz_state: FuzzState) -> None:
+def test_raw_bodies_on_hot_routes(
+    route: str, service: RunningService, fuzz_state: FuzzState
+) -> None:
     """Hypothesis-driven bodies (bytes, JSON, near-valid documents) on the hot routes."""
     path = _route_path(route, fuzz_state)
     statuses: dict[int, int] = {}

@@ -17,13 +17,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from tests.support.service import start_service
 
 from globus_compute import state_dir as state_dir_mod
 from globus_compute.service import __main__ as service_main
 from globus_compute.service import server
-from globus_compute.service.identity import hash_token
 from globus_compute.service.store import Store
+from globus_compute.service.tokens import hash_token
+from tests.support.service import start_service
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def test_database_holds_only_token_hashes(tmp_path: Path) -> None:
     try:
         store = Store(state)
         try:
-            bob = store.ensure_user("bob")
+            bob = store.identities.ensure_user("bob")
         finally:
             store.close()
         tokens = {"local": svc.token, "bob": bob}
@@ -167,10 +167,10 @@ def test_replaced_token_stops_working_in_the_running_service(tmp_path: Path) -> 
     try:
         store = Store(state)
         try:
-            old = store.ensure_user("carol")
+            old = store.identities.ensure_user("carol")
             assert svc.call("GET", "/v2/endpoints", token=old).status_code == 200
             state_dir_mod.token_path(state, "carol").unlink()
-            new = store.ensure_user("carol")
+            new = store.identities.ensure_user("carol")
         finally:
             store.close()
         assert new != old

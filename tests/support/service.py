@@ -101,9 +101,9 @@ def create_identities(service: RunningService) -> Identities:
 
     store = Store(service.state_dir)
     try:
-        bob = store.ensure_user("bob")
-        mallory = store.ensure_user("mallory")
-        group = store.create_group("alice-and-bob", [state_dir_mod.DEFAULT_USER, "bob"])
+        bob = store.identities.ensure_user("bob")
+        mallory = store.identities.ensure_user("mallory")
+        group = store.groups.create_group("alice-and-bob", [state_dir_mod.DEFAULT_USER, "bob"])
     finally:
         store.close()
     return Identities(service.token, bob, mallory, group)

@@ -1,69 +1,52 @@
-"""Task storage: submit, claim, results, status documents, lease expiry and purging.
+"""Tasks: submit, claim, results, status documents, failing an endpoint's tasks, and purging.
 
 Every hot path is set-based: a submit of N tasks is one ``executemany``, a claim is one
 ``UPDATE ... RETURNING``, N results are one ``executemany``, a status query of N ids is one
 ``SELECT`` over ``json_each``. Payloads, results and tracebacks are strings stored and relayed
-verbatim; nothing here unpickles user data.
+verbatim; nothing here unpickles user data. Leases of claimed tasks are ``leases.py``'s.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
 
 from globus_compute.protocol.agent import ClaimedTask, TaskResult
-from globus_compute.serialize.packing import pack_buffers
+from globus_compute.protocol.results import completion_time, endpoint_lost_text
+from globus_compute.protocol.states import TERMINAL_STATES, TaskState, sql_list
+from globus_compute.protocol.task_buffer import function_buffer, task_buffer
+from globus_compute.service.store.database import Database
 
 log = logging.getLogger(__name__)
 
-PENDING_STATUS = "waiting-for-ep"
-TERMINAL_STATUSES = ("success", "failed")
-
-_LOST_TEXT = {
-    "expired": (
-        "globus_compute.errors.EndpointLost: task {task} was lost after {attempts} attempt(s): "
-        "the endpoint {endpoint} stopped heartbeating, so its lease on the task expired.\n"
-    ),
-    "restarted": (
-        "globus_compute.errors.EndpointLost: task {task} was lost after {attempts} attempt(s): "
-        "the endpoint {endpoint} was restarted while running it (the previous agent process "
-        "stopped heartbeating).\n"
-    ),
-}
+#: The states as SQL literals and values, from the one enum (never spelled out in a query).
+RUNNING_SQL = sql_list((TaskState.RUNNING,))
+TERMINAL_SQL = sql_list(TERMINAL_STATES)
+WAITING = TaskState.WAITING_FOR_EP.value
+FAILED = TaskState.FAILED.value
+_SUCCESS = TaskState.SUCCESS.value
+_TERMINAL_VALUES = frozenset(state.value for state in TERMINAL_STATES)
 
 
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def executable_code(name: str, code: str, serialized: bool) -> str:
-    """The function buffer an endpoint unpacks: the stored code, or raw source made one.
+class TaskStore:
+    """The ``tasks`` and ``task_groups`` tables.
 
-    ``register_source_code`` (SDK 4.19) sends plain source with ``serialized: false``; the
-    endpoint expects a packed, serialized function, so the source is wrapped as the reference
-    ``PureSourceTextInspect`` string (``st\\n<name>:<source>``). This is text, never executed
-    here.
+    Args:
+        database: The service database.
     """
-    if serialized:
-        return code
-    return pack_buffers([f"st\n{name}:{code}"])
 
-
-class TaskStoreMixin:
-    """Task operations of :class:`~globus_compute.service.store.Store`."""
-
-    db: sqlite3.Connection
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # pragma: no cover
-        raise TypeError("mixed into Store, which defines transaction()")
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     def submit_tasks(
         self,
@@ -89,7 +72,7 @@ class TaskStoreMixin:
         spec = _json_or_none(resource_specification)
         uec = _json_or_none(user_endpoint_config)
         task_ids = [str(uuid.uuid4()) for _ in tasks]
-        with self.transaction() as db:
+        with self._database.transaction() as db:
             if task_group_id is None:
                 task_group_id = str(uuid.uuid4())
                 db.execute(
@@ -122,7 +105,7 @@ class TaskStoreMixin:
                         serializers,
                         spec,
                         uec,
-                        PENDING_STATUS,
+                        WAITING,
                         now,
                     )
                     for tid, (fid, payload) in zip(task_ids, tasks, strict=True)
@@ -138,7 +121,7 @@ class TaskStoreMixin:
         Tasks of other identities and unknown ids are simply absent. Terminal documents handed
         out are stamped as retrieved, which starts their retention clock.
         """
-        rows = self.db.execute(
+        rows = self._database.connection.execute(
             "SELECT id, status, result, exception, completion_t, details FROM tasks "
             "WHERE owner = ? AND id IN (SELECT value FROM json_each(?))",
             (owner_id, json.dumps(list(task_ids))),
@@ -147,9 +130,9 @@ class TaskStoreMixin:
         delivered: list[str] = []
         for tid, status, result, exception, completion_t, details in rows:
             doc: dict[str, Any] = {"task_id": tid, "status": status}
-            if status in TERMINAL_STATUSES:
+            if status in _TERMINAL_VALUES:
                 delivered.append(tid)
-                if status == "success":
+                if status == _SUCCESS:
                     doc["result"] = result
                 else:
                     doc["exception"] = exception
@@ -158,7 +141,7 @@ class TaskStoreMixin:
                     doc["details"] = orjson.loads(details)
             docs[tid] = doc
         if delivered and mark_retrieved:
-            with self.transaction() as db:
+            with self._database.transaction() as db:
                 db.execute(
                     "UPDATE tasks SET retrieved = ? WHERE retrieved IS NULL "
                     "AND id IN (SELECT value FROM json_each(?))",
@@ -168,31 +151,30 @@ class TaskStoreMixin:
 
     def task_group(self, owner_id: int, task_group_id: str) -> list[tuple[str, float]] | None:
         """``(task_id, created)`` of a task group, or None if not visible to ``owner_id``."""
-        row = self.db.execute(
-            "SELECT owner FROM task_groups WHERE id = ?", (task_group_id,)
-        ).fetchone()
+        db = self._database.connection
+        row = db.execute("SELECT owner FROM task_groups WHERE id = ?", (task_group_id,)).fetchone()
         if row is None or row[0] != owner_id:
             return None
-        return self.db.execute(
+        return db.execute(
             "SELECT id, created FROM tasks WHERE task_group = ? ORDER BY rowid", (task_group_id,)
         ).fetchall()
 
     def claim_tasks(self, endpoint_id: str, max_tasks: int, lease_s: float) -> list[ClaimedTask]:
         """Lease up to ``max_tasks`` waiting tasks of an endpoint, oldest first."""
         now = time.time()
-        with self.transaction() as db:
+        with self._database.transaction() as db:
             rows = db.execute(
-                "UPDATE tasks SET status = 'running', lease_owner = endpoint, lease_expiry = ?, "
-                "attempts = attempts + 1 WHERE rowid IN (SELECT rowid FROM tasks "
+                f"UPDATE tasks SET status = {RUNNING_SQL}, lease_owner = endpoint, "
+                "lease_expiry = ?, attempts = attempts + 1 WHERE rowid IN (SELECT rowid FROM tasks "
                 "WHERE endpoint = ? AND status = ? ORDER BY rowid LIMIT ?) "
                 "RETURNING rowid, id, function, payload, result_serializers, "
                 "resource_specification, user_endpoint_config, attempts",
-                (now + lease_s, endpoint_id, PENDING_STATUS, max_tasks),
+                (now + lease_s, endpoint_id, WAITING, max_tasks),
             ).fetchall()
             if not rows:
                 return []
-            codes = {
-                fid: executable_code(name, code, bool(serialized))
+            functions = {
+                fid: function_buffer(name, code, bool(serialized))
                 for fid, name, code, serialized in db.execute(
                     "SELECT id, name, code, serialized FROM functions "
                     "WHERE id IN (SELECT value FROM json_each(?))",
@@ -204,7 +186,7 @@ class TaskStoreMixin:
             {
                 "task_id": tid,
                 "function_id": fid,
-                "task_buffer": codes.get(fid, "") + payload,
+                "task_buffer": task_buffer(functions.get(fid, ""), payload),
                 "result_serializers": json.loads(ser) if ser else None,
                 "resource_specification": json.loads(spec) if spec else None,
                 "user_endpoint_config": json.loads(uec) if uec else None,
@@ -233,96 +215,58 @@ class TaskStoreMixin:
             )
             for r in results
         ]
-        with self.transaction() as db:
+        with self._database.transaction() as db:
             cur = db.executemany(
                 "UPDATE tasks SET status=?, result=?, exception=?, completion_t=?, details=?, "
                 "completed=?, lease_owner=NULL, lease_expiry=NULL WHERE id=? AND endpoint=? "
-                "AND status NOT IN ('success', 'failed')",
+                f"AND status NOT IN ({TERMINAL_SQL})",
                 rows,
             )
             return max(cur.rowcount, 0)
 
-    def expire_leases(self, lease_s: float) -> tuple[list[str], dict[str, list[str]]]:
-        """Release every expired lease: re-queue or fail those tasks.
-
-        A heartbeat renews the lease of every task its agent holds. So a lease that expires
-        while its endpoint still heartbeats (within ``lease_s``) belongs to a claim whose answer
-        never reached the agent (the service died mid-answer, say): that task never ran and is
-        re-queued without counting an attempt. A lease that expires because its endpoint went
-        silent is a lost endpoint: re-queued or failed per its retry setting.
+    def fail_unfinished(self, endpoint_id: str) -> list[str]:
+        """Fail every unfinished task of a deleted endpoint with ``EndpointLost`` text.
 
         Returns:
-            ``(failed_task_ids, requeued_task_ids_by_endpoint)``.
+            The ids of the failed tasks.
         """
         now = time.time()
-        with self.transaction() as db:
-            undelivered: dict[str, list[str]] = {}
-            for tid, ep in db.execute(
-                "UPDATE tasks SET status = ?, lease_owner = NULL, lease_expiry = NULL, "
-                "attempts = attempts - 1 WHERE status = 'running' AND lease_expiry < ? AND "
-                "endpoint IN (SELECT id FROM endpoints WHERE last_heartbeat > ?) "
-                "RETURNING id, endpoint",
-                (PENDING_STATUS, now, now - lease_s),
-            ):
-                undelivered.setdefault(ep, []).append(tid)
-            failed, requeued = self._release_leases(db, "lease_expiry < ?", (now,), "expired")
-        for ep, tids in undelivered.items():
-            log.warning("%d claimed task(s) never reached endpoint %s; re-queued", len(tids), ep)
-            requeued.setdefault(ep, []).extend(tids)
-        return failed, requeued
-
-    def _release_leases(
-        self, db: sqlite3.Connection, where: str, params: tuple, why: str
-    ) -> tuple[list[str], dict[str, list[str]]]:
-        """Re-queue running tasks matching ``where`` that may be retried; fail the others.
-
-        A task may run ``1 + max_retries_on_system_failure`` times (the endpoint's setting).
-        """
-        requeued: dict[str, list[str]] = {}
-        for tid, ep in db.execute(
-            "UPDATE tasks SET status = ?, lease_owner = NULL, lease_expiry = NULL "
-            f"WHERE status = 'running' AND {where} AND attempts < 1 + COALESCE("
-            "(SELECT max_retries FROM endpoints e WHERE e.id = tasks.endpoint), 0) "
-            "RETURNING id, endpoint",
-            (PENDING_STATUS, *params),
-        ):
-            requeued.setdefault(ep, []).append(tid)
-        now = time.time()
-        lost = db.execute(
-            f"SELECT id, endpoint, attempts FROM tasks WHERE status = 'running' AND {where}",
-            params,
-        ).fetchall()
-        if lost:
+        with self._database.transaction() as db:
+            failed = [
+                r[0]
+                for r in db.execute(
+                    f"SELECT id FROM tasks WHERE endpoint = ? AND status NOT IN ({TERMINAL_SQL})",
+                    (endpoint_id,),
+                )
+            ]
             db.executemany(
-                "UPDATE tasks SET status = 'failed', exception = ?, completion_t = ?, "
-                "completed = ?, lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
+                "UPDATE tasks SET status = ?, exception = ?, completion_t = ?, completed = ?, "
+                "lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
                 [
                     (
-                        _LOST_TEXT[why].format(task=tid, attempts=attempts, endpoint=ep),
-                        repr(now),
+                        FAILED,
+                        endpoint_lost_text(tid, endpoint_id, "deleted"),
+                        completion_time(now),
                         now,
                         tid,
                     )
-                    for tid, ep, attempts in lost
+                    for tid in failed
                 ],
             )
-            log.warning("%d task(s) failed: endpoint lease %s", len(lost), why)
-        if requeued:
-            log.info("Re-queued %d task(s) after lease %s", sum(map(len, requeued.values())), why)
-        return [t[0] for t in lost], requeued
+        return failed
 
     def purge_tasks(self, retention_s: float, unretrieved_ttl_s: float) -> int:
         """Delete results fetched more than ``retention_s`` ago and abandoned old tasks."""
         now = time.time()
-        with self.transaction() as db:
+        with self._database.transaction() as db:
             cur = db.execute(
-                "DELETE FROM tasks WHERE status IN ('success', 'failed') AND "
+                f"DELETE FROM tasks WHERE status IN ({TERMINAL_SQL}) AND "
                 "((retrieved IS NOT NULL AND retrieved < ?) OR completed < ?)",
                 (now - retention_s, now - unretrieved_ttl_s),
             )
             purged = cur.rowcount
             cur = db.execute(
-                "DELETE FROM tasks WHERE status NOT IN ('success', 'failed') AND created < ?",
+                f"DELETE FROM tasks WHERE status NOT IN ({TERMINAL_SQL}) AND created < ?",
                 (now - unretrieved_ttl_s,),
             )
             purged += cur.rowcount
@@ -333,7 +277,5 @@ class TaskStoreMixin:
             )
         if purged:
             log.info("Purged %d expired task(s)", purged)
-            # executescript steps the pragma to the end; execute() would free just one page.
-            self.db.executescript("PRAGMA incremental_vacuum;")
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._database.reclaim_space()
         return purged

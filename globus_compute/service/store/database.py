@@ -1,15 +1,24 @@
-"""The SQLite schema of the service and how its one connection is opened.
+"""The service's SQLite database: its schema, its one connection, and transactions.
 
 One database file per state dir, in WAL mode with ``synchronous=NORMAL``: a committed transaction
 survives a crash of the service process (even ``kill -9``), and commits do not wait on fsync.
 The service is one asyncio process, so one connection serves every request in turn.
+
+Every request is one transaction. A store method that writes opens one; a service function that
+must change several concepts at once (re-registering an endpoint releases the tasks it held)
+opens one around its store calls, and theirs join it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -112,3 +121,43 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=5000")
     conn.executescript(SCHEMA)
     return conn
+
+
+class Database:
+    """The one connection to a service database, and its transactions.
+
+    Args:
+        path: The database file (created, private to its owner, if missing).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.connection: sqlite3.Connection = connect(path)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if the body raises.
+
+        Inside a transaction that is already open, this joins it: the outermost one commits or
+        rolls back everything, so several store calls of one service function are atomic.
+        """
+        conn = self.connection
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def reclaim_space(self) -> None:
+        """Give freed pages back to the file system and truncate the write-ahead log."""
+        # executescript steps the pragma to the end; execute() would free just one page.
+        self.connection.executescript("PRAGMA incremental_vacuum;")
+        self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
