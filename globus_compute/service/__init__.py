@@ -1,6 +1,16 @@
 """The embedded Globus Compute service: REST API (reference v2/v3 routes), agent routes, SQLite.
 
-Nothing here runs at import; ``create_app`` builds an app, ``serve`` runs one.
+Nothing here runs at import; ``create_app`` builds an app, ``serve`` runs one. A request goes
+through three layers, each importing only the one below it::
+
+    limits.LimitsMiddleware     body size and rate limits, before anything parses the body
+    routes/                     HTTP only: parse the request, call one service function, shape
+                                the answer (auth.py, bodies.py, openapi.py, errors.py)
+    actions/                    the service functions: body checks, access rules (access.py),
+                                store calls, and the notifier (notify.py) for what they changed
+    store/                      SQLite: one Database, one store per concept, records.py values
+
+``context.ServiceContext`` (config, store, notifier) is what every service function is handed.
 """
 
 from __future__ import annotations
