@@ -32,6 +32,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from globus_compute.errors import EndpointConfigError
+
 if TYPE_CHECKING:
     from parsl.executors import HighThroughputExecutor
 
@@ -66,14 +68,6 @@ DEFAULT_HEARTBEAT_THRESHOLD = 20
 DEFAULT_STRATEGY = "simple"
 DEFAULT_STRATEGY_PERIOD = 5.0
 DEFAULT_MAX_IDLETIME = 120.0
-
-
-class EndpointConfigError(ValueError):
-    """The endpoint config file is malformed or names something Parsl does not have."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass

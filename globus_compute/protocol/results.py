@@ -35,13 +35,15 @@ def completion_time(now: float | None = None) -> str:
     return repr(time.time() if now is None else now)
 
 
-def success_result(task_id: str, serialized: str, details: dict[str, Any]) -> TaskResult:
+def success_result(
+    task_id: str, serialized: str, details: dict[str, Any], completion_t: str | None = None
+) -> TaskResult:
     """A finished task's document: one serialized value."""
     return {
         "task_id": task_id,
         "status": TaskState.SUCCESS.value,
         "result": serialized,
-        "completion_t": completion_time(),
+        "completion_t": completion_t or completion_time(),
         "details": details,
     }
 
