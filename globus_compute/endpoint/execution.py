@@ -109,7 +109,7 @@ class TaskRunner:
             task_id, serialized, self._details(start, end), completion_t=completion_time(end)
         )
 
-    def _load(self, task_buffer: str) -> tuple[Callable[..., Any], tuple, dict]:
+    def _load(self, task_buffer: str) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
         fn_buffer, args_buffer, kwargs_buffer = unpack_task_buffer(task_buffer)
         fn = self._functions.get(fn_buffer)
         if fn is None:
@@ -133,7 +133,7 @@ class TaskRunner:
         details = self._details(start, end)
         return failed_result(task_id, text, details, completion_t=completion_time(end))
 
-    def _details(self, start: float, end: float) -> dict:
+    def _details(self, start: float, end: float) -> dict[str, Any]:
         details = dict(self._static_details)
         details["task_transitions"] = {"execution-start": start, "execution-end": end}
         return details

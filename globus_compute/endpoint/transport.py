@@ -164,7 +164,9 @@ class HTTPTransport:
         path = f"{AGENT_PREFIX}/{endpoint_id}/results"
         return cast(ResultsResponse, self._post(path, {"results": results}))
 
-    def _post(self, path: str, body: dict, timeout: float = REQUEST_TIMEOUT_S) -> dict:
+    def _post(
+        self, path: str, body: dict[str, Any], timeout: float = REQUEST_TIMEOUT_S
+    ) -> dict[str, Any]:
         """POST with retries of transient failures.
 
         Raises:
@@ -184,11 +186,11 @@ class HTTPTransport:
                 if self.abort.wait(self.backoff.delay(retry)):
                     raise AbortedError(f"gave up on POST {path}: {exc}") from exc
 
-    def _post_once(self, path: str, body: dict, timeout: float) -> dict:
+    def _post_once(self, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         response = self.session.post(self.base_url + path, json=body, timeout=timeout)
         status = response.status_code
         if status == 429 or status >= 500:
             raise _TransientHTTPError(status, response.text)
         if status >= 400:
             raise ServiceRefused(status, response.text)
-        return cast(dict, response.json())
+        return cast(dict[str, Any], response.json())

@@ -135,7 +135,7 @@ class ParslEngine(Engine):
         self._lock = threading.Lock()  # guards the lifecycle, counters, losses, HTEX submission
         self._outstanding = 0
         self._losses: dict[str, list[str]] = {}
-        self._done: queue.SimpleQueue[tuple[ClaimedTask, Future | None, TaskResult | None]]
+        self._done: queue.SimpleQueue[tuple[ClaimedTask, Future[Any] | None, TaskResult | None]]
         self._done = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,7 +163,7 @@ class ParslEngine(Engine):
         script_dir.mkdir(exist_ok=True)
         provider: Any = htex.provider
         provider.script_dir = str(script_dir)
-        htex.start()
+        htex.start()  # type: ignore[no-untyped-call]
         self._htex = htex
         # The poller's first round scales out init_blocks at once; later rounds follow the
         # strategy between min_blocks and max_blocks.
@@ -342,7 +342,7 @@ class ParslEngine(Engine):
             if batch:
                 self._deliver(batch)
 
-    def _settle(self, task: ClaimedTask, future: Future) -> TaskResult | None:
+    def _settle(self, task: ClaimedTask, future: Future[Any]) -> TaskResult | None:
         """The result of a finished HTEX future, or None if the task was sent again."""
         exc = future.exception()
         if exc is None:
