@@ -144,6 +144,7 @@ class Agent:
 
         Raises:
             ServiceRefused: If the service refuses the registration (bad token, bad name).
+            AbortedError: If a stop was asked for before the service answered.
             RuntimeError: If the agent was already started.
         """
         with self._lifecycle_lock:
