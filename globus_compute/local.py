@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from globus_compute import state_dir as layout
+from globus_compute.errors import LocalComputeError
 
 if TYPE_CHECKING:
     from globus_compute.client import Client
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 60.0
 #: How long a child may take to exit after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 15.0
-
-
-class LocalComputeError(RuntimeError):
-    """The embedded service or endpoint could not be started."""
 
 
 def _parent_import_path() -> str:

@@ -52,7 +52,8 @@ def run_endpoint(
         on_ready: Called with the endpoint id once registered and running.
 
     Raises:
-        ServiceError: If the service refuses the registration.
+        ServiceRefused: If the service refuses the registration.
+        EndpointConfigError: If the config file is malformed.
     """
     display_name = load_endpoint_config(config).display_name if config is not None else None
     agent = Agent(

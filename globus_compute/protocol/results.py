@@ -29,19 +29,26 @@ __all__ = [
 _ENGINE_FAILURE_TOP = "+" * 68
 _ENGINE_FAILURE_BOTTOM = "-" * 68
 
+# The wire strings, looked up once: every task's result is built here, in the worker's hot path,
+# and an enum member's ``.value`` costs an attribute lookup through a descriptor each time.
+_SUCCESS: str = TaskState.SUCCESS.value
+_FAILED: str = TaskState.FAILED.value
+
 
 def completion_time(now: float | None = None) -> str:
     """Unix seconds as the string the wire carries in ``completion_t``."""
     return repr(time.time() if now is None else now)
 
 
-def success_result(task_id: str, serialized: str, details: dict[str, Any]) -> TaskResult:
+def success_result(
+    task_id: str, serialized: str, details: dict[str, Any], completion_t: str | None = None
+) -> TaskResult:
     """A finished task's document: one serialized value."""
     return {
         "task_id": task_id,
-        "status": TaskState.SUCCESS.value,
+        "status": _SUCCESS,
         "result": serialized,
-        "completion_t": completion_time(),
+        "completion_t": completion_t or completion_time(),
         "details": details,
     }
 
@@ -52,7 +59,7 @@ def failed_result(
     """A failed task's document: traceback (or failure reason) text."""
     return {
         "task_id": task_id,
-        "status": TaskState.FAILED.value,
+        "status": _FAILED,
         "exception": text,
         "completion_t": completion_t or completion_time(),
         "details": details,

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+
+from globus_compute.local import LocalCompute
 from tests.support.faults import (
     Ledger,
     assert_distinct_task_ids,
@@ -22,8 +24,6 @@ from tests.support.faults import (
     square_after,
     wait_all,
 )
-
-from globus_compute.local import LocalCompute
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

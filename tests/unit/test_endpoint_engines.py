@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from globus_compute.endpoint.engines import EngineContext, ProcessEngine, ThreadEngine
+from globus_compute.endpoint.lifecycle import Lifecycle, State
 from globus_compute.serialize import ComputeSerializer
 
 SER = ComputeSerializer()
@@ -191,3 +194,70 @@ def test_status_reports_workers_and_outstanding(engine_name):
         sink.wait_for(1)
     finally:
         engine.shutdown()
+
+
+def make_engine(name: str, workers: int = 1):
+    if name == "parsl":
+        pytest.importorskip("parsl")
+        from globus_compute.endpoint.engines.parsl_engine import ParslEngine
+
+        return ParslEngine(workers)  # builds HTEX objects, starts nothing
+    return ProcessEngine(workers) if name == "process" else ThreadEngine(workers)
+
+
+@pytest.mark.parametrize("name", ["process", "thread", "parsl"])
+def test_every_engine_refuses_misuse_with_the_same_errors(name):
+    engine = make_engine(name)
+    the = f"the {name} engine"
+    with pytest.raises(RuntimeError, match=rf"^{the} is not running \(it is new\)$"):
+        engine.submit([make_task("early", square, 1)])
+    engine.shutdown()  # nothing was started: nothing to stop
+    engine.shutdown()
+    with pytest.raises(RuntimeError, match=rf"^{the} is not running \(it is stopped\)$"):
+        engine.submit([make_task("late", square, 1)])
+    with pytest.raises(RuntimeError, match=rf"^{the} can be started once \(it is stopped\)$"):
+        engine.start(EngineContext(EP_ID, Collector()))
+
+
+def test_a_running_engine_cannot_be_started_again(engine_name):
+    engine, _ = start_engine(engine_name, workers=1)
+    try:
+        with pytest.raises(RuntimeError, match=r"can be started once \(it is running\)$"):
+            engine.start(EngineContext(EP_ID, Collector()))
+    finally:
+        engine.shutdown()
+
+
+def test_lifecycle_states_and_the_state_a_stop_left():
+    lifecycle = Lifecycle("the widget")
+    assert lifecycle.state is State.NEW and not lifecycle.running
+    lifecycle.begin_start()
+    with pytest.raises(RuntimeError, match=r"not running \(it is starting\)"):
+        lifecycle.require_running()
+    lifecycle.started()
+    lifecycle.require_running()
+    assert lifecycle.stop() is State.RUNNING
+    assert lifecycle.stop() is State.STOPPED
+    interrupted = Lifecycle("the gadget")
+    interrupted.begin_start()
+    assert interrupted.stop() is State.STARTING
+    with pytest.raises(RuntimeError, match="the gadget was stopped while starting"):
+        interrupted.started()
+
+
+def test_worker_modules_do_not_load_the_agent():
+    """A worker process imports the execution and worker modules only; the agent, its HTTP
+    transport and the command line stay out (the forkserver preload stays small)."""
+    probe = (
+        "import sys\n"
+        "import globus_compute.endpoint.engines.worker, globus_compute.endpoint.execution\n"
+        "heavy = ('agent', 'transport', 'main', 'claim_policy', 'config', 'engines.parsl_engine')\n"
+        "print([m for m in heavy if 'globus_compute.endpoint.' + m in sys.modules])\n"
+        "import globus_compute.endpoint as ep\n"
+        "assert ep.Agent.__module__ == 'globus_compute.endpoint.agent', ep.Agent\n"
+        "assert sorted(ep.__all__) == sorted(n for n in dir(ep) if n in ep.__all__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "[]"

@@ -14,26 +14,25 @@ Rules every engine keeps:
   thread-safe; it may be called from any engine thread.
 - A task whose executor died (worker process, node, pilot job) is re-run while its attempts stay
   within ``1 + max_retries_on_system_failure`` (counting the service's ``attempt`` number), and
-  otherwise fails with ``WorkerLost`` text (see :func:`lost_task_text`).
-- ``shutdown`` is idempotent and joins every thread and process the engine started. Tasks still
-  running are abandoned; their leases expire at the service, which re-queues or fails them.
+  otherwise fails with ``WorkerLost`` text (:func:`~globus_compute.protocol.results.lost_task_text`
+  of the :func:`~globus_compute.protocol.results.worker_lost_reason` of each attempt).
+- Every result document is built by :mod:`globus_compute.protocol.results`.
+- The engine's state follows :class:`~globus_compute.endpoint.lifecycle.Lifecycle`: ``start``
+  once, ``submit`` only while running, ``shutdown`` from any state (also after a ``start`` that
+  failed halfway) is idempotent and joins every thread and process the engine started. Tasks
+  still running are abandoned; their leases expire at the service, which re-queues or fails them.
 """
 
 from __future__ import annotations
 
 import abc
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
-from globus_compute.errors import WorkerLost
 
 #: How results leave an engine: one call per batch.
 ResultSink = Callable[[list[TaskResult]], None]
-
-_ENGINE_FAILURE_TOP = "+" * 68
-_ENGINE_FAILURE_BOTTOM = "-" * 68
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,9 @@ class Engine(abc.ABC):
     """Runs claimed tasks somewhere and reports their results in batches.
 
     Lifecycle: construct (configuration only; no threads or processes) -> ``start(context)``
-    once -> any number of ``submit``/``status`` calls from any thread -> ``shutdown()``.
+    once -> any number of ``submit``/``status`` calls from any thread -> ``shutdown()``, kept
+    by a :class:`~globus_compute.endpoint.lifecycle.Lifecycle` so that every engine raises the
+    same errors for misuse.
     """
 
     #: The name the agent's ``--engine`` option selects this engine by.
@@ -67,7 +68,8 @@ class Engine(abc.ABC):
         """Start workers and result delivery.
 
         Raises:
-            RuntimeError: If called twice or after ``shutdown``.
+            RuntimeError: If called twice or after ``shutdown``. Any other exception means the
+                start failed halfway; ``shutdown`` then stops whatever was started.
         """
 
     @abc.abstractmethod
@@ -98,39 +100,6 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop workers and threads, waiting up to about ``timeout`` seconds; idempotent."""
-
-
-def lost_task_text(failures: list[str]) -> str:
-    """The failure text of a task whose worker died on every allowed attempt.
-
-    Engine-level failures are framed by a line of 68 ``+`` and one of 68 ``-``, one block per
-    attempt, as the reference endpoint reports them, so users can tell them apart from their own
-    tracebacks.
-    """
-    blocks = []
-    for number, reason in enumerate(failures, start=1):
-        label = "final attempt" if number == len(failures) and number > 1 else str(number)
-        header = f"Traceback from attempt: {label}\n" if len(failures) > 1 else ""
-        blocks.append(f"{_ENGINE_FAILURE_TOP}\n{header}{reason}\n{_ENGINE_FAILURE_BOTTOM}\n")
-    return "".join(blocks)
-
-
-def worker_lost_reason(task_id: str, worker: str, exitcode: int | None) -> str:
-    """``repr`` of the WorkerLost raised for a task whose worker process died under it."""
-    if exitcode is None:
-        how = "with an unknown exit status"
-    elif exitcode < 0:
-        how = f"from signal {_signal_name(-exitcode)}"
-    else:
-        how = f"with exit code {exitcode}"
-    return repr(WorkerLost(f"{worker} died {how} while running task {task_id}"))
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return f"{signal.Signals(signum).name} ({signum})"
-    except ValueError:
-        return str(signum)
 
 
 def attempts_allowed(task: ClaimedTask, max_retries_on_system_failure: int) -> int:

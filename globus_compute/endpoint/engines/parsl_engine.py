@@ -38,19 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 import parsl  # noqa: F401  (an optional extra: fail here, at engine selection, if missing)
 
-from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
 from globus_compute.endpoint.config import (
     EndpointConfig,
     build_parsl_executor,
     load_endpoint_config,
     scaling_options,
 )
-from globus_compute.endpoint.engines.base import (
-    Engine,
-    EngineContext,
-    attempts_allowed,
-    lost_task_text,
-)
+from globus_compute.endpoint.engines.base import Engine, EngineContext, attempts_allowed
+from globus_compute.endpoint.lifecycle import Lifecycle, State
+from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
+from globus_compute.protocol.results import failed_result, lost_task_text
 
 if TYPE_CHECKING:
     from parsl.executors import HighThroughputExecutor
@@ -134,11 +131,11 @@ class ParslEngine(Engine):
         self._poller: JobStatusPoller | None = None
         self._context: EngineContext | None = None
         self._max_retries = 0
-        self._state = "new"
-        self._lock = threading.Lock()  # guards the counters, losses and HTEX submission
+        self._lifecycle = Lifecycle("the parsl engine")
+        self._lock = threading.Lock()  # guards the lifecycle, counters, losses, HTEX submission
         self._outstanding = 0
         self._losses: dict[str, list[str]] = {}
-        self._done: queue.SimpleQueue[tuple[ClaimedTask, Future | None, TaskResult | None]]
+        self._done: queue.SimpleQueue[tuple[ClaimedTask, Future[Any] | None, TaskResult | None]]
         self._done = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -148,9 +145,7 @@ class ParslEngine(Engine):
 
     def start(self, context: EngineContext) -> None:
         with self._lock:
-            if self._state != "new":
-                raise RuntimeError(f"the parsl engine cannot start: it is {self._state}")
-            self._state = "starting"
+            self._lifecycle.begin_start()
         from parsl.jobs.job_status_poller import JobStatusPoller
 
         self._context = context
@@ -168,7 +163,7 @@ class ParslEngine(Engine):
         script_dir.mkdir(exist_ok=True)
         provider: Any = htex.provider
         provider.script_dir = str(script_dir)
-        htex.start()
+        htex.start()  # type: ignore[no-untyped-call]
         self._htex = htex
         # The poller's first round scales out init_blocks at once; later rounds follow the
         # strategy between min_blocks and max_blocks.
@@ -177,13 +172,12 @@ class ParslEngine(Engine):
         self._thread = threading.Thread(target=self._results_loop, name="parsl-engine-results")
         self._thread.start()
         with self._lock:
-            self._state = "running"
+            self._lifecycle.started()
         log.info("parsl engine started: %s, run dir %s", type(htex).__name__, self._run_dir)
 
     def submit(self, tasks: list[ClaimedTask]) -> None:
         with self._lock:
-            if self._state != "running":
-                raise RuntimeError(f"the parsl engine is not running (it is {self._state})")
+            self._lifecycle.require_running()
             self._outstanding += len(tasks)
         for task in tasks:
             refusal = self._refusal(task)
@@ -196,7 +190,7 @@ class ParslEngine(Engine):
         """Parsl's view: connected workers, tasks held by managers, blocks."""
         with self._lock:
             outstanding = self._outstanding
-            htex = self._htex if self._state == "running" else None
+            htex = self._htex if self._lifecycle.running else None
         if htex is None:
             return {
                 "total_workers": 0,
@@ -219,7 +213,7 @@ class ParslEngine(Engine):
         blocks scaled in), the workers of one block the provider starts on demand: only claimed
         tasks make Parsl's strategy submit a block."""
         with self._lock:
-            htex = self._htex if self._state == "running" else None
+            htex = self._htex if self._lifecycle.running else None
         if htex is None:
             return 0
         return self._manager_view(htex)[0] or self._on_demand_workers(htex)
@@ -262,10 +256,8 @@ class ParslEngine(Engine):
 
     def shutdown(self, timeout: float = 10.0) -> None:
         with self._lock:
-            if self._state in ("new", "stopped"):
-                self._state = "stopped"
+            if self._lifecycle.stop() in (State.NEW, State.STOPPED):
                 return
-            self._state = "stopped"
         self._stop.set()
         if self._poller is not None:
             try:
@@ -350,7 +342,7 @@ class ParslEngine(Engine):
             if batch:
                 self._deliver(batch)
 
-    def _settle(self, task: ClaimedTask, future: Future) -> TaskResult | None:
+    def _settle(self, task: ClaimedTask, future: Future[Any]) -> TaskResult | None:
         """The result of a finished HTEX future, or None if the task was sent again."""
         exc = future.exception()
         if exc is None:
@@ -387,13 +379,7 @@ class ParslEngine(Engine):
 
     def _failed(self, task: ClaimedTask, text: str) -> TaskResult:
         endpoint_id = self._context.endpoint_id if self._context else ""
-        return {
-            "task_id": task["task_id"],
-            "status": "failed",
-            "exception": text,
-            "completion_t": str(time.time()),
-            "details": {"endpoint_id": endpoint_id},
-        }
+        return failed_result(task["task_id"], text, {"endpoint_id": endpoint_id})
 
 
 def _exception_line(exc: BaseException) -> str:

@@ -26,21 +26,16 @@ import math
 import multiprocessing
 import os
 import threading
-import time
 from collections import deque
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
-from globus_compute.endpoint.engines.base import (
-    Engine,
-    EngineContext,
-    attempts_allowed,
-    lost_task_text,
-    worker_lost_reason,
-)
+from globus_compute.endpoint.engines.base import Engine, EngineContext, attempts_allowed
 from globus_compute.endpoint.engines.worker import worker_main
+from globus_compute.endpoint.lifecycle import Lifecycle, State
+from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
+from globus_compute.protocol.results import failed_result, lost_task_text, worker_lost_reason
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +102,19 @@ class ProcessEngine(Engine):
         self._task_s = INITIAL_TASK_S
         self._wake_r, self._wake_w = self._mp.Pipe(duplex=False)
         self._threads: list[threading.Thread] = []
-        self._started = False
-        self._shut_down = False
+        self._lifecycle = Lifecycle("the process engine")
 
     # --- Engine interface -------------------------------------------------------------------
 
     def start(self, context: EngineContext) -> None:
         with self._lock:
-            if self._started or self._shut_down:
-                raise RuntimeError("a ProcessEngine can be started once")
-            self._started = True
+            self._lifecycle.begin_start()
             self._context = context
         if self._mp.get_start_method() == "forkserver":
             self._mp.set_forkserver_preload(["globus_compute.endpoint.execution"])
-        self._slots = [self._start_worker(i, 0) for i in range(self.workers)]
+        for index in range(self.workers):
+            # One at a time, so a start that fails halfway leaves shutdown the ones it started.
+            self._slots.append(self._start_worker(index, 0))
         for target, name in (
             (self._dispatch_loop, "engine-process-dispatch"),
             (self._results_loop, "engine-process-results"),
@@ -128,11 +122,12 @@ class ProcessEngine(Engine):
             thread = threading.Thread(target=target, name=name)
             thread.start()
             self._threads.append(thread)
+        with self._lock:
+            self._lifecycle.started()
 
     def submit(self, tasks: list[ClaimedTask]) -> None:
         with self._lock:
-            if not self._started or self._shut_down:
-                raise RuntimeError("the engine is not running")
+            self._lifecycle.require_running()
             self._pending.extend(tasks)
             self._outstanding += len(tasks)
             self._work_ready.notify()
@@ -150,9 +145,8 @@ class ProcessEngine(Engine):
 
     def shutdown(self, timeout: float = 10.0) -> None:
         with self._lock:
-            if self._shut_down:
+            if self._lifecycle.stop() is State.STOPPED:
                 return
-            self._shut_down = True
             self._stop.set()
             self._work_ready.notify_all()
         self._wake_w.send_bytes(b"x")
@@ -357,10 +351,5 @@ class ProcessEngine(Engine):
 
     def _lost_result(self, task: ClaimedTask, losses: list[str]) -> TaskResult:
         assert self._context is not None
-        return {
-            "task_id": task["task_id"],
-            "status": "failed",
-            "exception": lost_task_text(losses),
-            "completion_t": str(time.time()),
-            "details": {"endpoint_id": self._context.endpoint_id},
-        }
+        details = {"endpoint_id": self._context.endpoint_id}
+        return failed_result(task["task_id"], lost_task_text(losses), details)

@@ -15,9 +15,10 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
 from globus_compute.endpoint.engines.base import Engine, EngineContext
 from globus_compute.endpoint.execution import TaskRunner
+from globus_compute.endpoint.lifecycle import Lifecycle, State
+from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +47,23 @@ class ThreadEngine(Engine):
         self._running = 0
         self._stop = threading.Event()
         self._delivery: threading.Thread | None = None
-        self._started = False
-        self._shut_down = False
+        self._lifecycle = Lifecycle("the thread engine")
 
     def start(self, context: EngineContext) -> None:
         with self._lock:
-            if self._started or self._shut_down:
-                raise RuntimeError("a ThreadEngine can be started once")
-            self._started = True
+            self._lifecycle.begin_start()
             self._context = context
             self._runner = TaskRunner(context.endpoint_id)
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="engine-thread-worker")
-        self._delivery = threading.Thread(target=self._delivery_loop, name="engine-thread-results")
-        self._delivery.start()
+            self._delivery = threading.Thread(
+                target=self._delivery_loop, name="engine-thread-results"
+            )
+            self._delivery.start()
+            self._lifecycle.started()
 
     def submit(self, tasks: list[ClaimedTask]) -> None:
         with self._lock:
-            if not self._started or self._shut_down:
-                raise RuntimeError("the engine is not running")
+            self._lifecycle.require_running()
             self._outstanding += len(tasks)
             assert self._pool is not None
             for task in tasks:
@@ -82,9 +82,8 @@ class ThreadEngine(Engine):
 
     def shutdown(self, timeout: float = 10.0) -> None:
         with self._lock:
-            if self._shut_down:
+            if self._lifecycle.stop() is State.STOPPED:
                 return
-            self._shut_down = True
             self._stop.set()
             self._results_ready.notify_all()
         if self._pool is not None:
