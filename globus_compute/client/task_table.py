@@ -28,13 +28,12 @@ import platform
 import threading
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import dill
 
 from globus_compute.errors import InvalidServiceResponse, SerializationError, TaskExecutionFailed
-from globus_compute.protocol.states import is_terminal
+from globus_compute.protocol.states import TaskState, is_terminal
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +50,12 @@ class Deserializer(Protocol):
     def deserialize(self, payload: str) -> Any: ...
 
 
-@dataclass(frozen=True, slots=True)
-class TaskOutcome:
+class TaskOutcome(NamedTuple):
     """What one task document says, parsed: still pending, or finished one way or the other.
+
+    Immutable, so one outcome may be cached and handed to many readers. (A named tuple rather
+    than a frozen dataclass: the poller builds one per task per poll, and a frozen dataclass
+    costs about four times as much to build.)
 
     Attributes:
         status: The task's state as the service spelled it, lowercased (``running``, ...).
@@ -94,6 +96,13 @@ class TaskOutcome:
         elif not self.pending:
             entry["result"] = self.result
         return entry
+
+
+#: The outcome of a pending task whose document says no more than its (known) state; shared,
+#: since the poller sees these for every pending task on every poll.
+_BARE_PENDING = {
+    state.value: TaskOutcome(state.value, True) for state in TaskState if not state.terminal
+}
 
 
 def environment_mismatch(details: dict[str, Any]) -> str | None:
@@ -162,13 +171,14 @@ class TaskTable:
         status = str(doc.get("status", "unknown")).lower()
         details = doc.get("details")
         if not is_terminal(status):
-            return TaskOutcome(status, True, details=details), False
+            bare = _BARE_PENDING.get(status) if details is None else None
+            return bare or TaskOutcome(status, True, details=details), False
         if doc.get("task_id") != task_id:
             return _broken(task_id, status, f"returned invalid response: ({doc})"), False
         self._warn_on_mismatch(details)
         if "result" in doc:
             return self._success(status, doc, details)
-        if status == "failed" or "exception" in doc:
+        if status == TaskState.FAILED.value or "exception" in doc:
             return _failure(status, doc, details), True
         return _broken(task_id, status, "reported success without a result"), False
 
