@@ -36,7 +36,7 @@ from globus_compute.client.task_table import (
     TaskOutcome,
     TaskTable,
 )
-from globus_compute.errors import TaskPending
+from globus_compute.errors import InvalidServiceResponse, TaskPending
 from globus_compute.protocol.ids import UuidLike, require_uuid
 from globus_compute.serialize import ComputeSerializer, PureSourceTextInspect, pack_buffers
 from globus_compute.version import REFERENCE_SDK_VERSION
@@ -255,7 +255,13 @@ class Client:
         log.info("Registering function: %s", body["function_name"])
         data = self._request(self._v3.register_function, body).data
         rest.warn_ha(data)
-        return data["function_uuid"]
+        function_id = data.get("function_uuid") if isinstance(data, dict) else None
+        if not isinstance(function_id, str):
+            raise InvalidServiceResponse(
+                f"The Compute service registered {body['function_name']!r} without answering "
+                f"its function_uuid: {data!r}"
+            )
+        return function_id
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -299,11 +305,20 @@ class Client:
         """Run ``function(*args, **kwargs)`` as one task; returns its task id.
 
         Arguments are serialized before any request: a bad one raises SerializationError here.
+
+        Raises:
+            InvalidServiceResponse: The service's answer names no task for the function.
         """
         batch = self.create_batch()
         batch.add(function_id, args, kwargs)
-        tasks = self.batch_run(endpoint_id, batch)["tasks"]
-        return tasks[require_uuid(function_id, "function_id")][0]
+        answer = self.batch_run(endpoint_id, batch)
+        fid = require_uuid(function_id, "function_id")
+        try:
+            return str(answer["tasks"][fid][0])
+        except (KeyError, IndexError, TypeError) as exc:
+            raise InvalidServiceResponse(
+                f"The Compute service's submit answer lists no task for function {fid}: {answer!r}"
+            ) from exc
 
     def get_task(self, task_id: UuidLike) -> TaskEntry:
         """The task's status entry (see ``task_table``); finished tasks come from the cache.

@@ -1,7 +1,7 @@
 """The Executor room: a ``concurrent.futures.Executor`` over a Globus Compute client.
 
 ``executor.py`` holds the contract and composes the rest; every other module owns one concept
-and imports only the modules below it in this list (no cycles)::
+and imports only modules listed above it (no cycles)::
 
     future           ComputeFuture (a lean Future with a task id); resolving it from an outcome
     progress         Progress and the thread-safe TaskCounts behind it

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from globus_compute.client import Client
-from globus_compute.errors import SerializationError
+from globus_compute.errors import InvalidServiceResponse, SerializationError
 from tests.support.clients import BASE
 
 EP = "11111111-1111-1111-1111-111111111111"
@@ -140,6 +140,27 @@ def test_connection_error_that_persists_raises_network_error(rsps, client):
     with pytest.raises(globus_sdk.NetworkError):
         client.get_endpoints()
     assert len(rsps.calls) == 6
+
+
+# -- answers the Client cannot use --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer", [{"request_id": "r", "tasks": {}}, {"tasks": {FN: []}}, ["not", "an", "object"]]
+)
+def test_submit_answer_without_the_task_is_invalid_service_response(rsps, client, answer):
+    rsps.post(SUBMIT, json=answer)
+    with pytest.raises(InvalidServiceResponse, match=f"lists no task for function {FN}"):
+        client.run(1, endpoint_id=EP, function_id=FN)
+
+
+@pytest.mark.parametrize("answer", [{}, {"function_uuid": None}, ["x"]])
+def test_register_answer_without_function_uuid_is_invalid_service_response(
+    rsps, client, answer
+):
+    rsps.post(f"{BASE}/v3/functions", json=answer)
+    with pytest.raises(InvalidServiceResponse, match="without answering its function_uuid"):
+        client.register_function(len)
 
 
 # -- auth requirement errors with a GlobusApp ---------------------------------------------------
