@@ -38,7 +38,7 @@ The endpoint counts as offline once it has not heartbeated for ``lease_s`` secon
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 AGENT_PREFIX = "/agent/v1/endpoints"
 
@@ -79,8 +79,8 @@ class ClaimedTask(TypedDict):
     task_buffer: str
     #: Import paths from the submit's ``result_serializers`` (reference class names), or None.
     result_serializers: list[str] | None
-    resource_specification: dict | None
-    user_endpoint_config: dict | None
+    resource_specification: dict[str, Any] | None
+    user_endpoint_config: dict[str, Any] | None
     #: 1 on the first run; higher when an earlier attempt was lost.
     attempt: int
 
@@ -96,8 +96,9 @@ class TaskResult(TypedDict, total=False):
     result: str  # on success: one serialized value ("00\n...")
     exception: str  # on failure: traceback text
     completion_t: str  # required: unix seconds as a string
-    details: dict  # os, python_version, dill_version, globus_compute_sdk_version, endpoint_id,
-    # task_transitions
+    #: os, python_version, dill_version, globus_compute_sdk_version, endpoint_id,
+    #: task_transitions
+    details: dict[str, Any]
 
 
 class ResultsRequest(TypedDict):

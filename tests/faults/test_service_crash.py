@@ -27,7 +27,7 @@ from tests.support.faults import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
-SUBMITTER_LOG = "globus_compute._submitter"
+SUBMITTER_LOG = "globus_compute.executor.submitter"
 
 TASKS = 400
 TASK_S = 0.01

@@ -6,38 +6,19 @@ import json
 import platform
 
 import dill
-import globus_sdk
 import pytest
-import responses
 from responses import matchers
 
-from globus_compute.client import Client
 from globus_compute.errors import SerializationError, TaskExecutionFailed, TaskPending
 from globus_compute.serialize import ComputeSerializer
+from tests.support.clients import BASE, make_client
 
-BASE = "https://compute.test"
 T1 = "aaaaaaaa-0000-0000-0000-000000000001"
 T2 = "aaaaaaaa-0000-0000-0000-000000000002"
 T3 = "aaaaaaaa-0000-0000-0000-000000000003"
 T4 = "aaaaaaaa-0000-0000-0000-000000000004"
 SER = ComputeSerializer()
 SAME_ENV = {"python_version": platform.python_version(), "dill_version": dill.__version__}
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-def make_client(**kwargs) -> Client:
-    authorizer = globus_sdk.AccessTokenAuthorizer("tok")
-    return Client(base_url=BASE, authorizer=authorizer, do_version_check=False, **kwargs)
-
-
-@pytest.fixture
-def client(rsps) -> Client:
-    return make_client()
 
 
 def success(tid: str, value, **extra) -> dict:
@@ -214,8 +195,10 @@ def test_cache_is_bounded_lru(rsps):
     client.get_result(T2)
     client.get_result(T1)  # refreshes T1, so T2 is the least recently used
     client.get_result(T3)  # evicts T2
-    assert len(client._tasks) == 2
-    assert client._tasks.get(T2) is None and client._tasks.get(T1) is not None
+    # Exactly T1 and T3 are cached: asking for them again makes no request...
+    assert (client.get_result(T1), client.get_result(T3)) == (T1, T3)
+    assert len(rsps.calls) == 3
+    # ...and T2 is fetched again.
     rsps.get(f"{BASE}/v2/tasks/{T2}", json=success(T2, "again"))
     assert client.get_result(T2) == "again"
     assert [json.loads(c.response.text)["task_id"] for c in rsps.calls] == [T1, T2, T3, T2]

@@ -21,7 +21,7 @@ from typing import Any
 import globus_sdk
 
 from globus_compute import Client
-from globus_compute.future import ComputeFuture
+from globus_compute.executor.future import ComputeFuture
 from globus_compute.local import LocalCompute
 from globus_compute.serialize import PureSourceTextInspect
 

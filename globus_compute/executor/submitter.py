@@ -13,16 +13,23 @@ fields one submit request shares) and sends a group when:
   ``batch_interval`` has passed since: under load, tasks accumulate during the previous
   request and then briefly wait for company, which is where large batches come from.
 
-A send that fails (after the Client's own transient retries) fails only the futures of that
-batch, with the real exception; the thread carries on. The exception is a service that cannot be
+Accepted tasks get their task ids and go straight to the Executor's ``ResultWatcher``. A send
+that fails (after the Client's own transient retries) fails only the futures of that batch,
+with the real exception; an answer that cannot be matched to the batch fails them with
+``InvalidServiceResponse``; the thread carries on. The exception is a service that cannot be
 reached at all (connection refused or reset, connect timeout): globus-sdk gives up after 8-23 s,
-shorter than a service restart can take, so such a batch is resent with backoff for up to
-``connection_retry_s`` more. Like globus-sdk's own retry, a resend after a reset that hit a batch
-the service had already accepted submits it twice; the first copy's tasks then run unobserved.
+shorter than a service restart can take, so such a batch is resent after ``retry.Backoff``
+pauses for up to ``connection_retry_s`` more. Like globus-sdk's own retry, a resend after a
+reset that hit a batch the service had already accepted submits it twice; the first copy's
+tasks then run unobserved.
 
 Hand-off to the service is the point of no return for ``Future.cancel()``:
 ``set_running_or_notify_cancel`` is called just before the batch is built, and cancelled futures
 are left out.
+
+The queue has its own lock and condition: ``put`` checks "closed?" and enqueues atomically, so
+a task either is queued before ``close`` (and is sent, or cancelled by
+``close(cancel_queued=True)``) or is refused.
 """
 
 from __future__ import annotations
@@ -33,16 +40,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import InvalidStateError
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any
 
 import globus_sdk
 
-from globus_compute._rate_limit import BurstLimiter
-from globus_compute.future import ComputeFuture
+from globus_compute.errors import ExecutorBroken, InvalidServiceResponse
+from globus_compute.executor.burst_limiter import BurstLimiter
+from globus_compute.executor.future import ComputeFuture, fail_quietly
+from globus_compute.executor.progress import TaskCounts
+from globus_compute.executor.settings import SubmitGroupKey
+from globus_compute.executor.watcher import ResultWatcher
+from globus_compute.retry import Backoff
+
+if TYPE_CHECKING:
+    from globus_compute.executor.client_protocol import ExecutorClient
 
 log = logging.getLogger(__name__)
+
+__all__ = ["TaskItem", "TaskSubmitter"]
 
 #: The hosted service rejects submit requests over 10 MB (413 TASK_PAYLOAD_TOO_LARGE). Payload
 #: characters are counted; the margin covers JSON escaping of the payloads' newlines (base64
@@ -51,18 +67,10 @@ MAX_REQUEST_CHARS = 9_500_000
 
 #: How long a batch is resent while the service is unreachable, seconds (see the module doc).
 CONNECTION_RETRY_S = 120.0
+#: The pauses between those resends.
+CONNECTION_BACKOFF = Backoff(first_s=1.0, max_s=10.0)
 #: Errors meaning "no HTTP answer at all". Read timeouts are left out: the service was reached.
 UNREACHABLE = (globus_sdk.GlobusConnectionError, globus_sdk.GlobusConnectionTimeoutError)
-
-
-class SubmitGroupKey(NamedTuple):
-    """The fields one submit request shares; tasks with equal keys can be batched together."""
-
-    endpoint_id: str
-    task_group_id: str | None
-    resource_specification: str | None  # canonical JSON (sorted keys), or None
-    user_endpoint_config: str | None  # canonical JSON (sorted keys), or None
-    result_serializers: tuple[str, ...] | None  # reference import paths
 
 
 @dataclass(slots=True)
@@ -78,112 +86,104 @@ class TaskItem:
     arrived_busy: bool = False
 
 
-class SubmitterHost(Protocol):
-    """What the submitter needs from its Executor (kept narrow so tests can stand in)."""
-
-    def current_task_group_id(self) -> str | None: ...
-
-    def learn_task_group_id(self, task_group_id: str) -> None: ...
-
-    def hand_off(self, pairs: list[tuple[str, ComputeFuture]]) -> None: ...
-
-    def count_failed(self, n: int) -> None: ...
-
-    def count_cancelled(self, n: int) -> None: ...
-
-    def submitter_exited(self) -> None: ...
-
-
-def canonical_json(value: dict[str, Any] | None) -> str | None:
-    """Snapshot a dict as sorted-key JSON: a hashable group key and a deep copy in one."""
-    return None if value is None else json.dumps(value, sort_keys=True)
-
-
-def set_exception_quietly(future: ComputeFuture, exc: BaseException) -> None:
-    """Fail a future unless the user already cancelled it (or something else resolved it)."""
-    try:
-        future.set_exception(exc)
-    except InvalidStateError:
-        pass
-
-
 class TaskSubmitter:
     """Owns the submit queue and the named thread that drains it.
 
-    The queue shares the Executor's lock (``lock``), so ``submit()`` checks "shut down?" and
-    enqueues atomically.
-
     Args:
-        client: The Executor's ``Client`` (``create_batch``, ``batch_run``).
-        host: Callbacks into the Executor.
-        lock: The Executor's lock, guarding every piece of state ``submit()`` touches.
+        client: The Executor's client (``create_batch``, ``batch_run``).
+        watcher: Takes the futures of accepted tasks.
+        counts: The Executor's task counts (queued, cancelled, failed).
+        current_task_group: The Executor's task group now (a group the service created for
+            an earlier batch), for batches queued without one.
+        learn_task_group: Called with the group the service created for such a batch.
         batch_size: Most tasks per submit request.
         batch_interval: Longest a task waits for company once the thread is busy, seconds.
         limiter: The burst limiter, or None when rate limiting is off.
         max_request_chars: Payload characters allowed in one request.
         connection_retry_s: How long a batch is resent while the service is unreachable.
+        backoff: The pauses between those resends.
+        clock: Monotonic clock (injectable for tests).
     """
 
     def __init__(
         self,
-        client: Any,
-        host: SubmitterHost,
-        lock: threading.Lock,
+        client: ExecutorClient[Any],
+        watcher: ResultWatcher,
+        counts: TaskCounts,
         *,
+        current_task_group: Callable[[], str | None],
+        learn_task_group: Callable[[str], None],
         batch_size: int,
         batch_interval: float,
         limiter: BurstLimiter | None,
         max_request_chars: int = MAX_REQUEST_CHARS,
         connection_retry_s: float = CONNECTION_RETRY_S,
+        backoff: Backoff = CONNECTION_BACKOFF,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._host = host
-        self._cv = threading.Condition(lock)
+        self._watcher = watcher
+        self._counts = counts
+        self._current_task_group = current_task_group
+        self._learn_task_group = learn_task_group
         self.batch_size = batch_size
         self.batch_interval = batch_interval
         self._limiter = limiter
         self.max_request_chars = max_request_chars
         self.connection_retry_s = connection_retry_s
+        self._backoff = backoff
         self._clock = clock
+        self._cv = threading.Condition(threading.Lock())
         self._queue: collections.deque[TaskItem] = collections.deque()
         self._queued_chars = 0
         self._closing = False
+        self._broken: str | None = None  # why the thread died, once it has
         self._busy = False  # a request (or rate-limit pause) is under way; guarded by the lock
         self._stop = threading.Event()  # set by the thread itself once everything is flushed
         self.thread = threading.Thread(target=self._run, name="GlobusComputeTaskSubmitter")
 
-    # -- called with the Executor's lock held ------------------------------------------------
+    # -- called from other threads ---------------------------------------------------------
 
-    def put_locked(self, item: TaskItem) -> None:
-        """Queue a task and start the thread on first use (caller holds the lock)."""
-        item.arrived_busy = self._busy
-        self._queue.append(item)
-        self._queued_chars += len(item.payload)
-        if not self.thread.is_alive() and not self._stop.is_set():
-            self.thread.start()
-        depth = len(self._queue)
-        if depth == 1 or depth >= self.batch_size or self._queued_chars >= self.max_request_chars:
+    def put(self, item: TaskItem) -> bool:
+        """Queue a task, starting the thread on first use; False once closed (nothing queued).
+
+        Raises:
+            ExecutorBroken: The thread died of a defect; nothing will be sent any more.
+        """
+        with self._cv:
+            if self._broken is not None:
+                raise ExecutorBroken(self._broken)
+            if self._closing:
+                return False
+            item.arrived_busy = self._busy
+            self._queue.append(item)
+            self._queued_chars += len(item.payload)
+            self._counts.add_queued(1)  # with the append: progress() sees both or neither
+            if self.thread.ident is None:
+                self.thread.start()
+            depth = len(self._queue)
+            if (
+                depth == 1
+                or depth >= self.batch_size
+                or self._queued_chars >= self.max_request_chars
+            ):
+                self._cv.notify()
+        return True
+
+    def close(self, *, cancel_queued: bool = False) -> None:
+        """Take no more tasks; send what is queued (or cancel it), then let the thread end."""
+        with self._cv:
+            self._closing = True
+            taken = self._take_all_locked() if cancel_queued else []
             self._cv.notify()
+        cancelled = sum(1 for item in taken if item.future.cancel())
+        if cancelled:
+            self._counts.add_cancelled(cancelled)
 
-    def take_all_locked(self) -> list[TaskItem]:
-        """Remove and return every queued task (for ``shutdown(cancel_futures=True)``)."""
-        items = list(self._queue)
-        self._queue.clear()
-        self._queued_chars = 0
-        return items
-
-    def close_locked(self) -> None:
-        """Stop waiting for company: flush what is queued, then let the thread end."""
-        self._closing = True
-        self._cv.notify()
-
-    @property
-    def started(self) -> bool:
-        return self.thread.ident is not None
-
-    def queued(self) -> int:
-        return len(self._queue)
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread, if it was started."""
+        if self.thread.ident is not None:
+            self.thread.join(timeout)
 
     # -- the thread ------------------------------------------------------------------------
 
@@ -201,17 +201,25 @@ class TaskSubmitter:
                     self._busy = False
         except BaseException as exc:  # a defect here must not strand queued futures
             log.exception("Task submitter thread failed")
+            reason = f"The Executor's task submitter thread failed: {exc!r}"
             with self._cv:
+                self._broken = reason
                 self._closing = True
-                stranded = self.take_all_locked()
-            err = RuntimeError(f"The Executor's task submitter thread failed: {exc!r}")
+                stranded = self._take_all_locked()
+            err = ExecutorBroken(reason)
             for item in stranded:
-                set_exception_quietly(item.future, err)
-            self._host.count_failed(len(stranded))
+                fail_quietly(item.future, err)
+            self._counts.add_failed(len(stranded))
             raise
         finally:
             self._stop.set()
-            self._host.submitter_exited()
+
+    def _take_all_locked(self) -> list[TaskItem]:
+        items = list(self._queue)
+        self._queue.clear()
+        self._queued_chars = 0
+        self._counts.take_from_queue(len(items))
+        return items
 
     def _pause_for_rate_limit(self) -> None:
         if self._limiter is None:
@@ -254,6 +262,7 @@ class TaskSubmitter:
     def _drain_locked(self) -> dict[SubmitGroupKey, list[TaskItem]]:
         groups: dict[SubmitGroupKey, list[TaskItem]] = {}
         chars: dict[SubmitGroupKey, int] = {}
+        taken = 0
         while self._queue:
             item = self._queue[0]
             group = groups.setdefault(item.key, [])
@@ -265,41 +274,43 @@ class TaskSubmitter:
             self._queued_chars -= size
             group.append(item)
             chars[item.key] = used + size
+            taken += 1
+        self._counts.take_from_queue(taken)
         return {key: items for key, items in groups.items() if items}
 
     def _send(self, key: SubmitGroupKey, items: list[TaskItem]) -> None:
         live = [item for item in items if item.future.set_running_or_notify_cancel()]
         if len(live) < len(items):
-            self._host.count_cancelled(len(items) - len(live))
+            self._counts.add_cancelled(len(items) - len(live))
         if not live:
             return
-        task_group_id = key.task_group_id or self._host.current_task_group_id()
+        by_function: dict[str, list[TaskItem]] = {}
+        for item in live:
+            by_function.setdefault(item.function_id, []).append(item)
         try:
             batch = self._client.create_batch(
-                task_group_id=task_group_id,
+                task_group_id=key.task_group_id or self._current_task_group(),
                 resource_specification=_loads(key.resource_specification),
                 user_endpoint_config=_loads(key.user_endpoint_config),
                 create_websocket_queue=False,
                 result_serializers=list(key.result_serializers or ()) or None,
             )
-            for item in live:
-                batch.add_payload(item.function_id, item.payload)
+            for function_id, group in by_function.items():
+                batch.add_payloads(function_id, [item.payload for item in group])
             response = self._run_batch(key.endpoint_id, batch, len(live))
         except Exception as exc:
             log.warning("Submitting %d task(s) to %s failed: %r", len(live), key.endpoint_id, exc)
-            for item in live:
-                set_exception_quietly(item.future, exc)
-            self._host.count_failed(len(live))
+            self._fail(live, exc)
             return
         finally:
             if self._limiter is not None:
                 self._limiter.record(len(items))
-        self._accept(key, live, response)
+        self._accept(key, by_function, response)
 
     def _run_batch(self, endpoint_id: str, batch: Any, n: int) -> Any:
         """``batch_run``, resent with backoff while the service is unreachable (a restart)."""
         deadline = self._clock() + self.connection_retry_s
-        delay = 1.0
+        retry = 0
         while True:
             try:
                 return self._client.batch_run(endpoint_id, batch)
@@ -307,44 +318,58 @@ class TaskSubmitter:
                 remaining = deadline - self._clock()
                 if remaining <= 0:
                     raise
-                delay = min(delay, remaining)
+                retry += 1
+                delay = min(self._backoff.delay(retry), remaining)
                 log.warning(
                     "Compute service unreachable (%r); resending %d task(s) in %.1fs", exc, n, delay
                 )
                 self._stop.wait(delay)  # never set while the thread runs: a named, timed pause
-                delay = min(delay * 2, 10.0)
 
-    def _accept(self, key: SubmitGroupKey, items: list[TaskItem], response: dict) -> None:
-        """Give each future its task id (in order per function) and hand them to the poller."""
-        returned_tg = response.get("task_group_id") if isinstance(response, dict) else None
+    def _accept(
+        self, key: SubmitGroupKey, by_function: dict[str, list[TaskItem]], response: Any
+    ) -> None:
+        """Give each future its task id (in order per function) and hand them to the watcher."""
+        if not isinstance(response, dict):
+            n = sum(len(group) for group in by_function.values())
+            self._fail(
+                [item for group in by_function.values() for item in group],
+                InvalidServiceResponse(
+                    f"The Compute service answered a submit of {n} task(s) with "
+                    f"{type(response).__name__}, not a JSON object; whether the tasks were "
+                    "started is unknown."
+                ),
+            )
+            return
+        returned_tg = response.get("task_group_id")
         if returned_tg and key.task_group_id is None:
-            self._host.learn_task_group_id(str(returned_tg))
-        tasks = response.get("tasks") if isinstance(response, dict) else None
-        by_function: dict[str, list[TaskItem]] = {}
-        for item in items:
-            by_function.setdefault(item.function_id, []).append(item)
+            self._learn_task_group(str(returned_tg))
+        tasks = response.get("tasks")
+        if not isinstance(tasks, dict):
+            tasks = {}
         pairs: list[tuple[str, ComputeFuture]] = []
-        failed = 0
         for function_id, group in by_function.items():
-            task_ids = (tasks or {}).get(function_id)
+            task_ids = tasks.get(function_id)
             if not isinstance(task_ids, list) or len(task_ids) != len(group):
                 got = len(task_ids) if isinstance(task_ids, list) else 0
-                err = RuntimeError(
-                    f"The Compute service accepted {got} of {len(group)} task(s) for function "
-                    f"{function_id} (request {response.get('request_id')!r}); the rest were not "
-                    "started. Resubmit them."
+                self._fail(
+                    group,
+                    InvalidServiceResponse(
+                        f"The Compute service accepted {got} of {len(group)} task(s) for "
+                        f"function {function_id} (request {response.get('request_id')!r}); the "
+                        "rest were not started. Resubmit them."
+                    ),
                 )
-                for item in group:
-                    set_exception_quietly(item.future, err)
-                failed += len(group)
                 continue
             for item, task_id in zip(group, task_ids, strict=True):
                 item.future.task_id = str(task_id)
                 pairs.append((item.future.task_id, item.future))
-        if failed:
-            self._host.count_failed(failed)
         if pairs:
-            self._host.hand_off(pairs)
+            self._watcher.watch(pairs)
+
+    def _fail(self, items: list[TaskItem], exc: BaseException) -> None:
+        for item in items:
+            fail_quietly(item.future, exc)
+        self._counts.add_failed(len(items))
 
 
 def _loads(canonical: str | None) -> dict[str, Any] | None:

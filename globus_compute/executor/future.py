@@ -10,15 +10,22 @@ condition binds five lock methods per instance: ~1.6 KB per future before any ta
 Executor holding 100,000 in-flight futures should stay near 1 KB each, so ``ComputeFuture`` uses
 ``_LeanCondition``: the same operations over a plain ``Lock``, with the waiter list created only
 when a thread actually waits.
+
+The two functions at the end are how the Executor's threads resolve futures: :func:`resolve`
+from a task's outcome, :func:`fail_quietly` with an error of the Executor's own; both leave
+alone a future the user cancelled meanwhile.
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
-from typing import Any
+from concurrent.futures import Future, InvalidStateError
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ComputeFuture"]
+if TYPE_CHECKING:
+    from globus_compute.client.task_table import TaskOutcome
+
+__all__ = ["ComputeFuture", "fail_quietly", "resolve"]
 
 
 class _LeanCondition:
@@ -34,7 +41,7 @@ class _LeanCondition:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # One single-use lock per waiting thread; None while nobody waits (the common case).
-        self._waiters: list[Any] | None = None
+        self._waiters: list[threading.Lock] | None = None
 
     def __enter__(self) -> bool:
         return self._lock.__enter__()
@@ -86,7 +93,7 @@ class _LeanCondition:
             waiter.release()
 
 
-class ComputeFuture(Future):
+class ComputeFuture(Future[Any]):
     """The future of one Globus Compute task.
 
     Args:
@@ -107,3 +114,33 @@ class ComputeFuture(Future):
         if self.task_id is None:
             return text
         return f"{text[:-1]} task_id={self.task_id}>"
+
+
+def resolve(future: Future[Any], outcome: TaskOutcome) -> bool | None:
+    """Set a finished task's outcome on its future.
+
+    Args:
+        future: The task's future; left alone if already done (e.g. cancelled by the user).
+        outcome: A finished outcome (``Client.get_task_outcomes``).
+
+    Returns:
+        True for a result, False for an exception, None if the future was already done.
+    """
+    if future.done():
+        return None
+    try:
+        if outcome.exception is None:
+            future.set_result(outcome.result)
+            return True
+        future.set_exception(outcome.exception)
+        return False
+    except InvalidStateError:  # resolved concurrently
+        return None
+
+
+def fail_quietly(future: Future[Any], exc: BaseException) -> None:
+    """Fail a future unless the user already cancelled it (or something else resolved it)."""
+    try:
+        future.set_exception(exc)
+    except InvalidStateError:
+        pass

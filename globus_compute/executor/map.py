@@ -13,11 +13,14 @@ import itertools
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
-from globus_compute.future import ComputeFuture
+from globus_compute.executor.future import ComputeFuture
 
-__all__ = ["ordered_results", "progress_bar", "run_chunk", "with_bar"]
+__all__ = ["check_map_arguments", "ordered_results", "progress_bar", "run_chunk", "with_bar"]
+
+#: The executor ``map`` submits through (held weakly by the result generator).
+E = TypeVar("E")
 
 _CHUNK_RUNNER_SOURCE = """\
 def run_chunk(fn, chunk):
@@ -25,12 +28,15 @@ def run_chunk(fn, chunk):
 """
 
 
-def _build_chunk_runner() -> Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]:
+ChunkRunner = Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
+
+
+def _build_chunk_runner() -> ChunkRunner:
     # Defined from source under a module name nothing can import, so dill sends the function
     # by value: the endpoint needs neither globus_compute nor anything else installed for it.
     namespace: dict[str, Any] = {"__name__": "globus_compute_map_chunk"}
     exec(_CHUNK_RUNNER_SOURCE, namespace)
-    runner = namespace["run_chunk"]
+    runner: ChunkRunner = namespace["run_chunk"]
     runner.__doc__ = "Run one map() chunk: fn(*args) for each args tuple, results in order."
     return runner
 
@@ -40,8 +46,8 @@ run_chunk = _build_chunk_runner()
 
 
 def ordered_results(
-    executor: Any,
-    send: Callable[[Any, Any], ComputeFuture],
+    executor: E,
+    send: Callable[[E, Any], ComputeFuture],
     units: Iterator[Any],
     end_time: float | None,
     buffersize: int | None,
@@ -63,7 +69,7 @@ def ordered_results(
                 if buffersize is not None:
                     ex = executor_ref()
                     unit = next(units, None) if ex is not None else None
-                    if unit is not None:
+                    if ex is not None and unit is not None:
                         futures.insert(0, send(ex, unit))
                 future = futures.pop()
                 remaining = None if end_time is None else end_time - time.monotonic()
@@ -97,6 +103,11 @@ def check_map_arguments(chunksize: int, buffersize: int | None) -> None:
 
 
 def progress_bar(iterables: tuple[Iterable[Any], ...]) -> Any:
+    """A ``tqdm`` bar sized to the shortest iterable (unsized when any has no length).
+
+    Raises:
+        ImportError: tqdm is not installed; the message says how to install it.
+    """
     try:
         from tqdm import tqdm
     except ImportError as exc:
@@ -111,6 +122,7 @@ def progress_bar(iterables: tuple[Iterable[Any], ...]) -> Any:
 
 
 def with_bar(results: Iterator[Any], bar: Any) -> Iterator[Any]:
+    """``results``, counting each on ``bar`` (closed when the iteration ends)."""
     with bar:
         for value in results:
             bar.update(1)

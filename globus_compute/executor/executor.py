@@ -3,23 +3,27 @@
 Data flow (each box on the right is a named thread, started on first use)::
 
     user threads                     |  GlobusComputeTaskSubmitter    |  GlobusComputeResultPoller
-    ------------                     |  (_submitter.TaskSubmitter)    |  (_poller.ResultPoller)
-    submit(fn, *a, **kw)             |                                |
-      register fn once (cached) -----+-> POST /v3/functions           |
+    ------------                     |  (submitter.TaskSubmitter)     |  (poller.ResultPoller, the
+    submit(fn, *a, **kw)             |                                |   watcher's current one)
+      register fn once (registry) ---+-> POST /v3/functions           |
       pack args NOW (bad arg raises) |                                |
-      with lock: queue.append ------>| groups by submit key, sends on |
+      settings.submit_key()          |                                |
+      submitter.put(item) ---------->| groups by submit key, sends on |
       return ComputeFuture           | size / bytes / timer / idle:   |
                                      |   POST /v3/endpoints/{ep}/submit
                                      |   future.task_id = tid         |
-                                     |   hand_off([(tid, future)]) -->| table {tid: future}, oldest
+                                     |   watcher.watch([(tid, fut)])->| table {tid: future}, oldest
                                      |   (a failed send fails only    |   first, chunks of ids:
                                      |    that batch's futures)       |   POST /v2/batch_status
     future.result() <----------------+--------------------------------+-- set_result / set_exception
                                                                       |   (once; dropped from table)
 
-One lock (``Executor._lock``) guards everything ``submit()`` touches: the shut-down flag, the
-queue (its Condition wakes the submitter), the registration cache and the progress counters.
-The poller's table has its own lock; only the submitter thread and ``reload_tasks`` feed it.
+Each piece of state ``submit()`` touches has one owner and one lock: the queue and its "closed"
+flag are the submitter's (so "shut down?" and "enqueue" are one step), the registration cache is
+the registry's, the counts are ``TaskCounts``'s, and the per-task settings are one immutable
+``TaskSettings`` value the Executor swaps under its settings lock. The result watcher keeps the
+current poller and replaces it when it dies; only the submitter thread and ``reload_tasks`` feed
+it.
 
 Differences from ``ThreadPoolExecutor``/``ProcessPoolExecutor`` a user can rely on:
 
@@ -49,46 +53,49 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from globus_compute._executor_support import canonical, optional_uuid, registry_key, watch_for_exit
-from globus_compute._map import (
+from globus_compute.client.batch import pack_task_payload
+from globus_compute.client.environments import is_loopback_url
+from globus_compute.errors import ExecutorShutdown
+from globus_compute.executor.burst_limiter import burst_limiter_for, clamp_burst_window
+from globus_compute.executor.client_protocol import ExecutorClient
+from globus_compute.executor.exit_hook import stop_at_exit
+from globus_compute.executor.future import ComputeFuture
+from globus_compute.executor.map import (
     check_map_arguments,
     ordered_results,
     progress_bar,
     run_chunk,
     with_bar,
 )
-from globus_compute._poller import ResultPoller
-from globus_compute._progress import Progress, TaskCounts
-from globus_compute._rate_limit import burst_limiter_for, clamp_burst_window
-from globus_compute._reload import fetch_task_group, resolve_finished
-from globus_compute._submitter import (
-    SubmitGroupKey,
-    TaskItem,
-    TaskSubmitter,
-    canonical_json,
-    set_exception_quietly,
+from globus_compute.executor.poller import PollSettings
+from globus_compute.executor.progress import Progress, TaskCounts
+from globus_compute.executor.registry import FunctionRegistry
+from globus_compute.executor.reload import fetch_task_group, resolve_finished
+from globus_compute.executor.settings import (
+    TaskSettings,
+    default_task_group_id,
+    remember_task_group_id,
 )
-from globus_compute._task_settings import TaskSettings
-from globus_compute.batch import pack_task_payload
-from globus_compute.environments import is_loopback_url
-from globus_compute.errors import ResultPollingError
-from globus_compute.future import ComputeFuture
+from globus_compute.executor.submitter import TaskItem, TaskSubmitter
+from globus_compute.executor.watcher import ResultWatcher
+from globus_compute.protocol.ids import optional_uuid, require_uuid
 from globus_compute.serialize import ComputeSerializer
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Executor", "Progress"]
 
-#: How long ``shutdown``/interpreter exit waits for the submitter to send what is queued.
+#: How long interpreter exit waits for the submitter to send what is queued.
 _EXIT_FLUSH_TIMEOUT_S = 60.0
 
 
-class Executor(TaskSettings, concurrent.futures.Executor):
+class Executor(concurrent.futures.Executor):
     """Run Python functions on a Globus Compute endpoint with the ``concurrent.futures`` API.
 
     Args:
         endpoint_id: The endpoint to run on; may be set later, must be set before ``submit``.
-        client: The ``Client`` to use; ``None`` builds ``Client()`` (may prompt a login).
+        client: The ``Client`` to use; ``None`` builds ``Client()`` (may prompt a login). Any
+            object implementing ``client_protocol.ExecutorClient`` will do.
         task_group_id: Group to submit into; ``None`` reuses the last group any Executor in
             this process used, or lets the service create one.
         resource_specification: Per-task resources (JSON-able dict), sent with every task.
@@ -110,12 +117,13 @@ class Executor(TaskSettings, concurrent.futures.Executor):
     Raises:
         TypeError: An unknown keyword, or a non-JSON-able resource spec / endpoint config.
         ValueError: A malformed UUID.
+        SerdeError: A result serializer that is not a known strategy.
     """
 
     def __init__(
         self,
         endpoint_id: uuid.UUID | str | None = None,
-        client: Any = None,
+        client: ExecutorClient[Any] | None = None,
         task_group_id: uuid.UUID | str | None = None,
         resource_specification: dict[str, Any] | None = None,
         user_endpoint_config: dict[str, Any] | None = None,
@@ -141,39 +149,42 @@ class Executor(TaskSettings, concurrent.futures.Executor):
             from globus_compute.client import Client  # deferred: Client() may log in
 
             client = Client()
-        self.client = client
+        self.client: ExecutorClient[Any] = client
         if serializer is not None:
             self.serializer = serializer
-        self._lock = threading.Lock()
-        self._init_task_settings(
-            endpoint_id, task_group_id, resource_specification, user_endpoint_config,
-            result_serializers,
+        self._settings_lock = threading.Lock()
+        self._settings = TaskSettings.validated(
+            endpoint_id, task_group_id or default_task_group_id(), resource_specification,
+            user_endpoint_config, result_serializers,
         )  # fmt: skip
+        if self._settings.task_group_id is not None:
+            remember_task_group_id(self._settings.task_group_id)
         self.label = label
         self.batch_size = max(1, int(batch_size))
-        self.loopback = is_loopback_url(str(getattr(client, "service_url", "") or ""))
+        self.loopback = is_loopback_url(client.service_url or "")
         limiter = burst_limiter_for(
             api_burst_limit, api_burst_window_s, self.batch_size, self.loopback
         )
         self.api_burst_limit = None if limiter is None else limiter.limit
         self.api_burst_window_s = clamp_burst_window(api_burst_window_s)
-        self._poll_settings: dict[str, Any] = {
-            "loopback": self.loopback,
-            "chunk_size": 1024 if self.loopback else self.batch_size,
-            "long_poll_s": long_poll_s,
-            "min_interval_s": poll_interval_s,
-            "max_interval_s": max_poll_interval_s,
-        }
+        self._poll_settings = PollSettings.for_service(
+            self.loopback,
+            self.batch_size,
+            long_poll_s=long_poll_s,
+            min_interval_s=poll_interval_s,
+            max_interval_s=max_poll_interval_s,
+        )
         self._shutdown = False
-        self._exiting = False
-        self._registry: dict[Any, str] = {}
+        self._stops_at_exit = False
+        self._registry = FunctionRegistry()
         self._counts = TaskCounts()
-        self._poller: ResultPoller | None = None
-        self._pollers: list[ResultPoller] = []
+        self._watcher = ResultWatcher(client, self._poll_settings, self._counts)
         self._submitter = TaskSubmitter(
             client,
-            self,
-            self._lock,
+            self._watcher,
+            self._counts,
+            current_task_group=self._current_task_group,
+            learn_task_group=self._learn_task_group,
             batch_size=self.batch_size,
             batch_interval=max(0.0, batch_interval),
             limiter=limiter,
@@ -184,7 +195,86 @@ class Executor(TaskSettings, concurrent.futures.Executor):
         ep = f"ep_id:{self.endpoint_id}; " if self.endpoint_id else ""
         return f"{type(self).__name__}<{label}{ep}tg_id:{self.task_group_id}; bs:{self.batch_size}>"
 
-    # -- configuration -------------------------------------------------------------------------
+    # -- per-task settings (the reference's attributes; each set makes a new TaskSettings) -----
+
+    @property
+    def endpoint_id(self) -> uuid.UUID | None:
+        """The endpoint new tasks go to (checked at submit time)."""
+        return self._settings.endpoint_id
+
+    @endpoint_id.setter
+    def endpoint_id(self, value: uuid.UUID | str | None) -> None:
+        self._change_settings(endpoint_id=value)
+
+    @property
+    def task_group_id(self) -> uuid.UUID | None:
+        """The task group new tasks join; setting it also sets the default of later Executors."""
+        return self._settings.task_group_id
+
+    @task_group_id.setter
+    def task_group_id(self, value: uuid.UUID | str | None) -> None:
+        self._change_settings(task_group_id=value)
+
+    @property
+    def resource_specification(self) -> dict[str, Any] | None:
+        """Per-task resource requirements; snapshotted (deep-copied) at each submit."""
+        return self._settings.resource_specification
+
+    @resource_specification.setter
+    def resource_specification(self, value: dict[str, Any] | None) -> None:
+        self._change_settings(resource_specification=value)
+
+    @property
+    def user_endpoint_config(self) -> dict[str, Any] | None:
+        """Multi-user endpoint template values; snapshotted (deep-copied) at each submit."""
+        return self._settings.user_endpoint_config
+
+    @user_endpoint_config.setter
+    def user_endpoint_config(self, value: dict[str, Any] | None) -> None:
+        self._change_settings(user_endpoint_config=value)
+
+    @property
+    def result_serializers(self) -> list[Any] | None:
+        """Strategies the endpoint tries, in order, to serialize results."""
+        return self._settings.result_serializers
+
+    @result_serializers.setter
+    def result_serializers(self, value: Iterable[Any] | None) -> None:
+        self._change_settings(result_serializers=value)
+
+    @property
+    def serializer(self) -> ComputeSerializer:
+        """The client's serializer: function code, task arguments and results."""
+        return self.client.fx_serializer
+
+    @serializer.setter
+    def serializer(self, value: ComputeSerializer) -> None:
+        if not isinstance(value, ComputeSerializer):
+            raise TypeError(f"Expected ComputeSerializer, got {type(value).__name__}")
+        self.client.fx_serializer = value
+
+    def _change_settings(self, **change: Any) -> None:
+        with self._settings_lock:
+            self._settings = self._settings.replace(**change)
+            task_group_id = self._settings.task_group_id
+        if "task_group_id" in change and task_group_id is not None:
+            remember_task_group_id(task_group_id)
+
+    def _current_task_group(self) -> str | None:
+        """For the submitter: the group of a batch queued without one."""
+        return self._settings.task_group_str
+
+    def _learn_task_group(self, task_group_id: str) -> None:
+        """For the submitter: the group the service created, unless one was set meanwhile."""
+        with self._settings_lock:
+            if self._settings.task_group_id is not None:
+                return
+            self._settings = self._settings.replace(task_group_id=task_group_id)
+            learned = self._settings.task_group_id
+        if learned is not None:
+            remember_task_group_id(learned)
+
+    # -- progress ------------------------------------------------------------------------------
 
     @property
     def task_count_submitted(self) -> int:
@@ -193,8 +283,7 @@ class Executor(TaskSettings, concurrent.futures.Executor):
 
     def progress(self) -> Progress:
         """Counts of this executor's tasks by stage, for progress displays and logs."""
-        with self._lock:
-            return self._counts.snapshot(self._submitter.queued())
+        return self._counts.snapshot()
 
     # -- registration --------------------------------------------------------------------------
 
@@ -207,54 +296,40 @@ class Executor(TaskSettings, concurrent.futures.Executor):
         ``group``, ``description``, ...) to ``Client.register_function``.
 
         Raises:
-            RuntimeError: The executor is shut down.
+            ExecutorShutdown: The executor is shut down.
             ValueError: ``fn`` is already registered under another id.
         """
         self._check_open("register functions")
-        key = registry_key(fn)
-        with self._lock:
-            cached = self._registry.get(key) if key is not None else None
+        key = FunctionRegistry.key_for(fn)
+        cached = self._registry.get(key)
         if cached is not None:
-            if function_id is not None and canonical(function_id, "function_id") == cached:
+            if function_id is not None and require_uuid(function_id, "function_id") == cached:
                 log.warning("Function already registered as function id: %s", cached)
                 return cached
             extra = f" (attempted id: {function_id})" if function_id else ""
             raise ValueError(f"Function already registered as function id: {cached}{extra}")
-        if function_id is not None:
-            fid = canonical(function_id, "function_id")
-        else:
-            fid = canonical(self.client.register_function(fn, **kwargs), "function_id")
-        if key is not None:
-            with self._lock:
-                fid = self._registry.setdefault(key, fid)
-        return fid
+        if function_id is None:
+            function_id = self.client.register_function(fn, **kwargs)
+        return self._registry.add(key, require_uuid(function_id, "function_id"))
 
     def register_source_code(self, source: str, function_name: str, **kwargs: Any) -> str:
         """Register Python ``source`` defining ``function_name``; runs on any endpoint Python.
 
         Raises:
-            RuntimeError: The executor is shut down.
+            ExecutorShutdown: The executor is shut down.
             ValueError: The same source is already registered with this executor.
         """
         self._check_open("register functions")
-        key = ("source", source, function_name)
-        with self._lock:
-            if key in self._registry:
-                raise ValueError(f"Source already registered as function id: {self._registry[key]}")
-        fid = canonical(
-            self.client.register_source_code(source, function_name, **kwargs), "function_id"
-        )
-        with self._lock:
-            return self._registry.setdefault(key, fid)
+        key = FunctionRegistry.key_for_source(source, function_name)
+        cached = self._registry.get(key)
+        if cached is not None:
+            raise ValueError(f"Source already registered as function id: {cached}")
+        function_id = self.client.register_source_code(source, function_name, **kwargs)
+        return self._registry.add(key, require_uuid(function_id, "function_id"))
 
     def _function_id_for(self, fn: Callable[..., Any]) -> str:
-        key = registry_key(fn)
-        if key is not None:
-            with self._lock:
-                cached = self._registry.get(key)
-            if cached is not None:
-                return cached
-        return self.register_function(fn)
+        cached = self._registry.get(FunctionRegistry.key_for(fn))
+        return cached if cached is not None else self.register_function(fn)
 
     # -- submission ----------------------------------------------------------------------------
 
@@ -265,7 +340,7 @@ class Executor(TaskSettings, concurrent.futures.Executor):
         cannot be serialized raises here and affects nothing else.
 
         Raises:
-            RuntimeError: The executor is shut down.
+            ExecutorShutdown: The executor is shut down.
             ValueError: No ``endpoint_id`` is set.
             TypeError, SerializationError: The arguments cannot be sent.
         """
@@ -282,130 +357,62 @@ class Executor(TaskSettings, concurrent.futures.Executor):
         """Run an already registered function by id (no registration call)."""
         self._check_open("submit tasks")
         self._require_endpoint()
-        return self._enqueue(canonical(function_id, "function_id"), args, kwargs)
+        return self._enqueue(require_uuid(function_id, "function_id"), args, kwargs)
 
     def _enqueue(self, function_id: str, args: Any, kwargs: Any) -> ComputeFuture:
-        payload = pack_task_payload(self.serializer, args, kwargs)
-        key = SubmitGroupKey(
-            self._endpoint_str,
-            self._task_group_str,
-            canonical_json(self._resource_specification),
-            canonical_json(self._user_endpoint_config),
-            self._result_serializer_paths,
-        )
+        payload = pack_task_payload(self.client.fx_serializer, args, kwargs)
+        key = self._settings.submit_key()
         future = ComputeFuture()
-        item = TaskItem(future, function_id, payload, key, time.monotonic())
-        with self._lock:
-            if self._shutdown:
-                raise RuntimeError(f"{self!r} is shutdown; no new functions may be executed")
-            watch_for_exit(self)
-            self._submitter.put_locked(item)
-            self._counts.add_submitted(1)  # with the put: progress() sees both or neither
+        if not self._stops_at_exit:
+            self._stop_at_exit()
+        if not self._submitter.put(TaskItem(future, function_id, payload, key, time.monotonic())):
+            raise ExecutorShutdown(f"{self!r} is shutdown; no new functions may be executed")
         return future
 
     def _check_open(self, what: str) -> None:
         if self._shutdown:
-            raise RuntimeError(f"{self!r} is shutdown; cannot {what}")
+            raise ExecutorShutdown(f"{self!r} is shutdown; cannot {what}")
 
     def _require_endpoint(self) -> None:
-        if self._endpoint_id is None:
+        if self._settings.endpoint_id is None:
             raise ValueError(
                 "No endpoint_id set. Did you forget to set it at construction?\n"
                 "  Hint: Executor(endpoint_id=<ep_id>), or ex.endpoint_id = <ep_id>"
             )
 
-    # -- callbacks from the submitter and poller threads (SubmitterHost) ----------------------
-
-    def current_task_group_id(self) -> str | None:
-        return self._task_group_str
-
-    def learn_task_group_id(self, task_group_id: str) -> None:
-        if self._task_group_id is None:
-            self.task_group_id = task_group_id  # type: ignore[assignment]
-
-    def hand_off(self, pairs: list[tuple[str, ComputeFuture]]) -> None:
-        self._counts.add_sent(len(pairs))
-        self._watch(pairs)
-
-    def count_failed(self, n: int) -> None:
-        self._counts.add_failed(n)
-
-    def count_cancelled(self, n: int) -> None:
-        self._counts.add_cancelled(n)
-
-    def submitter_exited(self) -> None:
-        with self._lock:
-            poller = self._poller
-        if poller is not None:
-            poller.close_when_idle()
-
-    def _watch(self, pairs: list[tuple[str, ComputeFuture]]) -> None:
-        """Give futures to the live poller, starting a new one if the last has ended."""
-        while True:
-            with self._lock:
-                poller = self._poller
-                if poller is None or not poller.accepting:
-                    if self._exiting:
-                        break
-                    poller = ResultPoller(
-                        self.client, on_resolved=self._counts.add_resolved, **self._poll_settings
-                    )
-                    if self._shutdown:
-                        poller.close_when_idle()
-                    self._poller = poller
-                    self._pollers.append(poller)
-            if poller.watch(pairs):
-                return
-        err = ResultPollingError("the interpreter is exiting; results are no longer polled")
-        for _, future in pairs:
-            set_exception_quietly(future, err)
-        self._counts.add_resolved(0, len(pairs))
-
-    # -- shutdown ------------------------------------------------------------------------------
+    # -- life cycle ----------------------------------------------------------------------------
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; send (or cancel) what is queued; optionally wait for every result.
 
-        Idempotent. Later ``submit`` calls raise ``RuntimeError``.
+        Idempotent. Later ``submit`` calls raise ``ExecutorShutdown`` (a ``RuntimeError``).
 
         Args:
             wait: Block until every future of this executor is resolved and its threads ended.
             cancel_futures: Cancel tasks not yet handed to the service instead of sending them.
         """
-        with self._lock:
-            self._shutdown = True
-            cancelled = self._submitter.take_all_locked() if cancel_futures else []
-            self._submitter.close_locked()
-            poller = self._poller
-        n = sum(1 for item in cancelled if item.future.cancel())
-        if n:
-            self.count_cancelled(n)
-        if poller is not None:
-            poller.close_when_idle()
+        self._shutdown = True
+        self._submitter.close(cancel_queued=cancel_futures)
+        self._watcher.close_when_idle()
         if wait:
             self._join_threads()
 
     def _join_threads(self, timeout: float | None = None) -> None:
-        if self._submitter.started:
-            self._submitter.thread.join(timeout)
-        # The submitter may have started a fresh poller while flushing; join every one.
-        with self._lock:
-            pollers = list(self._pollers)
-        for poller in pollers:
-            poller.join(timeout)
+        self._submitter.join(timeout)
+        # The submitter may have handed tasks to a fresh poller while flushing; join it too.
+        self._watcher.join(timeout)
+
+    def _stop_at_exit(self) -> None:
+        """Enrol for interpreter exit before the first background thread starts."""
+        self._stops_at_exit = True
+        stop_at_exit(self)
 
     def _stop_for_exit(self) -> None:
         """Interpreter exit: flush the queue to the service, stop polling, end the threads."""
         self.shutdown(wait=False)
-        if self._submitter.started:
-            self._submitter.thread.join(_EXIT_FLUSH_TIMEOUT_S)
-        with self._lock:
-            self._exiting = True
-            pollers = list(self._pollers)
-        for poller in pollers:
-            poller.stop("the interpreter is exiting")
-        for poller in pollers:
-            poller.join()
+        self._submitter.join(_EXIT_FLUSH_TIMEOUT_S)
+        self._watcher.stop("the interpreter is exiting")
+        self._watcher.join()
 
     # -- map -----------------------------------------------------------------------------------
 
@@ -438,12 +445,16 @@ class Executor(TaskSettings, concurrent.futures.Executor):
         end_time = None if timeout is None else time.monotonic() + timeout
         calls: Iterator[tuple[Any, ...]] = zip(*iterables, strict=False)
         chunked = chunksize > 1
-        units = iter(lambda: list(itertools.islice(calls, chunksize)), []) if chunked else calls
+        units: Iterator[Any] = (
+            iter(lambda: list(itertools.islice(calls, chunksize)), []) if chunked else calls
+        )
         send = self._map_sender(fn, chunked)
         results = ordered_results(self, send, units, end_time, buffersize, chunked=chunked)
         return results if bar is None else with_bar(results, bar)
 
-    def _map_sender(self, fn: Callable[..., Any], chunked: bool) -> Callable[..., ComputeFuture]:
+    def _map_sender(
+        self, fn: Callable[..., Any], chunked: bool
+    ) -> Callable[[Executor, Any], ComputeFuture]:
         """What ``map`` calls per unit: one call's arguments, or a chunk run by ``run_chunk``."""
         function_id = self._function_id_for(run_chunk if chunked else fn)
         self._require_endpoint()
@@ -468,30 +479,31 @@ class Executor(TaskSettings, concurrent.futures.Executor):
                 when given, becomes it).
 
         Raises:
-            ValueError: No task group id, or the service answered for another group.
-            RuntimeError: The executor is shut down.
+            ValueError: No task group id, or the service answered for another group
+                (``InvalidServiceResponse``).
+            ExecutorShutdown: The executor is shut down.
         """
         self._check_open("reload tasks")
-        tg = optional_uuid(task_group_id, "task_group_id") or self._task_group_id
+        tg = optional_uuid(task_group_id, "task_group_id") or self._settings.task_group_id
         if tg is None:
             raise ValueError("must specify a task_group_id in order to reload tasks")
         task_ids = fetch_task_group(self.client, str(tg))
         if task_group_id is not None:
-            self.task_group_id = tg  # type: ignore[assignment]
-        with self._lock:
-            poller = self._poller
+            self.task_group_id = tg
         futures: list[ComputeFuture] = []
         fresh: list[tuple[str, ComputeFuture]] = []
         for task_id in task_ids:
-            future = poller.future_for(task_id) if poller is not None else None
+            future = self._watcher.future_for(task_id)
             if future is None:
                 future = ComputeFuture(task_id)
                 future.set_running_or_notify_cancel()
                 fresh.append((task_id, future))
             futures.append(future)
         self._counts.add_submitted(len(fresh))
-        chunk = self._poll_settings["chunk_size"]
+        chunk = self._poll_settings.chunk_size
         pending = resolve_finished(self.client, fresh, chunk, self._counts.add_resolved)
         if pending:
-            self.hand_off(pending)
+            if not self._stops_at_exit:
+                self._stop_at_exit()
+            self._watcher.watch(pending)
         return futures
