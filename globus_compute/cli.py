@@ -7,8 +7,10 @@
     globus-compute-local endpoint  an endpoint agent for a running service
     globus-compute-local token     print a local identity's bearer token (creating it)
 
-``Client(environment="local")`` talks to ``http://localhost:5000`` with the default identity's
-token from the default state dir, which is what ``up`` and ``serve`` use by default.
+``up`` and ``serve`` listen on ``http://127.0.0.1:5000`` (for reference clients) and on the
+Unix socket of the state dir. ``Client(environment="local")`` and ``endpoint`` use that socket
+and the default identity's token file from the default state dir, so their token reaches only
+their owner's service; no token is ever passed on a command line.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from globus_compute import local_socket
 from globus_compute import state_dir as layout
 
 DEFAULT_PORT = 5000
@@ -48,16 +51,17 @@ def cmd_token(ns: argparse.Namespace) -> int:
 
 
 def cmd_endpoint(ns: argparse.Namespace) -> int:
-    token = ns.token or layout.read_token_file(layout.token_path(layout.default_state_dir()))
-    if not token:
+    token_file = ns.token_file or layout.token_path(ns.state_dir)
+    if not ns.token_file and not os.path.exists(token_file):
         print(
-            "No token given and none found in the default state dir; "
-            "pass --token or run `globus-compute-local token` first.",
+            f"No token file at {token_file}; pass --token-file or run "
+            "`globus-compute-local token` (or `up`) first.",
             file=sys.stderr,
         )
         return 2
+    service_url = ns.service_url or local_socket.socket_url(layout.socket_path(ns.state_dir))
     args = [
-        "--service-url", ns.service_url, "--token", token, "--name", ns.name,
+        "--service-url", service_url, "--token-file", str(token_file), "--name", ns.name,
         "--workers", str(ns.workers), "--engine", ns.engine,
     ]  # fmt: skip
     return _exec_module("globus_compute.endpoint", args)
@@ -75,6 +79,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
         print(f"service:  {local.base_url}")
         print(f"endpoint: {local.endpoint_id}")
         print(f"token:    {layout.token_path(local.state_dir)}")
+        print(f"socket:   {layout.socket_path(local.state_dir)}")
         print("Press Ctrl-C to stop.", flush=True)
         while not stop.wait(1.0):
             for child in (local.service, local.endpoint):
@@ -85,6 +90,8 @@ def cmd_up(ns: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from globus_compute.endpoint.main import RefuseTokenOnArgv
+
     parser = argparse.ArgumentParser(
         prog="globus-compute-local",
         description="Run the embedded Globus Compute service and endpoint on this machine.",
@@ -104,8 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
 
     endpoint = sub.add_parser("endpoint", help="run an endpoint agent (prints its id first)")
-    endpoint.add_argument("--service-url", default=f"http://localhost:{DEFAULT_PORT}")
-    endpoint.add_argument("--token", default=None)
+    endpoint.add_argument(
+        "--service-url",
+        default=None,
+        help="the service's URL (default: the Unix socket of --state-dir's service)",
+    )
+    endpoint.add_argument("--state-dir", default=default_dir)
+    endpoint.add_argument(
+        "--token-file", default=None, help="default: the state dir's tokens/local.token"
+    )
+    endpoint.add_argument("--token", nargs="?", action=RefuseTokenOnArgv, help=argparse.SUPPRESS)
     endpoint.add_argument("--name", default="default")
     endpoint.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     endpoint.add_argument("--engine", choices=["process", "thread", "parsl"], default="process")

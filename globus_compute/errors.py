@@ -6,6 +6,8 @@
      │    ├── SerdeError                  a strategy or allow-list problem
      │    │    ├── SerializationError     (also ValueError) could not serialize a value
      │    │    └── DeserializationError   (also ValueError) could not read a serialized string
+     │    │         └── UntrustedResult     a result from an endpoint you do not own, in a
+     │    │                                   format that would run its owner's code here
      │    ├── TaskPending                 Client.get_result on an unfinished task
      │    ├── ResultPollingError          (also RuntimeError) the Executor cannot fetch results
      │    ├── TaskLost                    a worker or endpoint died while holding the task
@@ -20,6 +22,8 @@
      │    ├── ServiceRefused              an agent's request refused for good (http_status)
      │    ├── LocalComputeError           (also RuntimeError) the embedded stack cannot start
      │    ├── LocalTokenMissing           (also FileNotFoundError) no local token to use
+     │    ├── UnsafeStateDir              a state dir, token file or service socket that
+     │    │                                 another local user controls
      │    └── EndpointConfigError         (also ValueError) a malformed endpoint config file
      ├── TaskExecutionFailed              the remote function raised; carries its traceback text
      └── MaxResultSizeExceeded            a result over the 10 MB limit (raised on the endpoint)
@@ -51,6 +55,7 @@ __all__ = [
     "SerdeError",
     "SerializationError",
     "DeserializationError",
+    "UntrustedResult",
     "TaskPending",
     "ResultPollingError",
     "TaskLost",
@@ -62,6 +67,7 @@ __all__ = [
     "ServiceRefused",
     "LocalComputeError",
     "LocalTokenMissing",
+    "UnsafeStateDir",
     "EndpointConfigError",
     "TaskExecutionFailed",
     "MaxResultSizeExceeded",
@@ -109,6 +115,15 @@ class DeserializationError(SerdeError, ValueError):
 
     def __repr__(self) -> str:
         return f"Deserialization failed: {self.reason}"
+
+
+class UntrustedResult(DeserializationError):
+    """A task's result was not deserialized: loading it would run another identity's code.
+
+    Results in formats that execute code when loaded (dill, pickle, source) are read only from
+    endpoints the caller owns, unless ``Client(trust_foreign_results=True)``; a result in JSON
+    (``result_serializers=[JSONData()]``) is read from any endpoint.
+    """
 
 
 class TaskPending(ComputeError):
@@ -221,6 +236,14 @@ class LocalTokenMissing(ComputeError, FileNotFoundError):
 
     def __repr__(self) -> str:
         return f"LocalTokenMissing({self.path!r})"
+
+
+class UnsafeStateDir(_MessageError):
+    """A state dir, token file or socket that another local user owns or could replace.
+
+    The message names the path and what to change (``chmod``, or another directory). Not an
+    ``OSError``, so that HTTP layers do not mistake it for a network failure worth retrying.
+    """
 
 
 class EndpointConfigError(_MessageError, ValueError):

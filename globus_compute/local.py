@@ -11,6 +11,12 @@ agent with worker processes, each in its own process, exactly as they would run 
 It is the only module that knows both sides: it starts them as subprocesses through their
 command-line entry points (``python -m globus_compute.service`` and
 ``python -m globus_compute.endpoint``) and talks to them over HTTP only.
+
+The state dir is private to its owner (``state_dir.make_private_dir``). The agent and the
+clients handed out here reach the service over its Unix socket in that dir
+(``local_socket.py``), never over the TCP port another local user could squat, and the agent
+reads its token from the 0600 token file: no token is ever on a command line. The TCP URL
+(``base_url``) remains for reference clients, which send their token to whatever listens there.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
+from globus_compute import local_socket
 from globus_compute import state_dir as layout
+from globus_compute.child_log import MAX_LINE_CHARS, ChildLog
 from globus_compute.errors import LocalComputeError
 
 if TYPE_CHECKING:
@@ -60,8 +68,9 @@ def _parent_import_path() -> str:
 class ChildProcess:
     """One child of the embedded stack, whose first stdout line is its handshake.
 
-    The rest of its stdout and all of its stderr go to a log file in the state dir, so a
-    chatty child can never block on a full pipe.
+    The rest of its stdout and all of its stderr go through pipes to a :class:`ChildLog` (a
+    private, bounded file), so a chatty child can never block on a full pipe, and the output of
+    the tasks it runs is readable by its owner only.
     """
 
     def __init__(self, name: str, argv: list[str], log_path: Path, umask: int = -1) -> None:
@@ -69,36 +78,39 @@ class ChildProcess:
         self.argv = argv
         self.log_path = log_path
         self.umask = umask  # -1: inherit ours (tests run the service under other umasks)
-        self._log_file: IO[str] | None = None
+        self._log: ChildLog | None = None
         self.process: subprocess.Popen[str] | None = None
-        self._drainer: threading.Thread | None = None
+        self._drainers: list[threading.Thread] = []
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> str:
         """Start the child and return its first line of stdout."""
-        self._log_file = open(self.log_path, "a")
+        self._log = ChildLog(self.log_path)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=_parent_import_path())
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=self._log_file,
-            text=True,
+            stderr=subprocess.PIPE,
+            encoding="utf-8",
+            errors="replace",  # a task printing bytes that are not UTF-8 must not stop the copy
             env=env,
             start_new_session=True,  # a Ctrl-C in the user's terminal reaches us, not them
             umask=self.umask,
         )
+        assert self.process.stderr is not None
+        self._drainers.append(self._log.drain(self.process.stderr, f"{self.name}-stderr"))
         line = self._read_first_line(timeout)
         # Keep draining stdout into the log so the child never blocks writing to it; the
         # thread ends when the child exits (end of file) and stop() joins it.
-        self._drainer = threading.Thread(target=self._drain_stdout, name=f"{self.name}-stdout")
-        self._drainer.start()
+        assert self.process.stdout is not None
+        self._drainers.append(self._log.drain(self.process.stdout, f"{self.name}-stdout"))
         return line
 
     def _read_first_line(self, timeout: float) -> str:
         assert self.process is not None and self.process.stdout is not None
         result: list[str] = []
         reader = threading.Thread(
-            target=lambda: result.append(self.process.stdout.readline()),  # type: ignore[union-attr]
+            target=lambda: result.append(self.process.stdout.readline(MAX_LINE_CHARS)),  # type: ignore[union-attr]
             name=f"{self.name}-handshake",
         )
         reader.start()
@@ -113,19 +125,8 @@ class ChildProcess:
             )
         return line
 
-    def _drain_stdout(self) -> None:
-        process = self.process
-        if process is None or process.stdout is None:
-            return
-        for line in process.stdout:
-            if self._log_file is not None:
-                self._log_file.write(line)
-
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return self._log.tail(lines) if self._log is not None else "(no log)"
 
     @property
     def pid(self) -> int | None:
@@ -157,12 +158,11 @@ class ChildProcess:
                 log.warning("%s did not exit after SIGTERM; killing it", self.name)
                 process.kill()
                 process.wait()
-        if self._drainer is not None:
-            self._drainer.join(STOP_TIMEOUT_S)
-            self._drainer = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        for drainer in self._drainers:
+            drainer.join(STOP_TIMEOUT_S)
+        self._drainers = []
+        if self._log is not None:
+            self._log.close()
 
 
 def launch_service(
@@ -209,7 +209,8 @@ class LocalCompute:
         engine: The endpoint's engine: ``"process"`` (default), ``"thread"`` or ``"parsl"``
             (needs ``pip install 'globus-compute[parsl]'``).
         state_dir: Where the database, token files and logs live. None: a temporary dir,
-            removed on exit. A given dir is kept, so a later ``LocalCompute`` resumes it.
+            removed on exit. A given dir is kept, so a later ``LocalCompute`` resumes it; it
+            is made private (0700) first, and refused if another user could replace it.
         endpoint_name: The endpoint's name (same name and owner keep the endpoint id).
         lease_s: Task lease of the service (how soon a dead agent's tasks are re-queued or
             failed); None keeps the service default.
@@ -249,6 +250,7 @@ class LocalCompute:
         self.endpoint_config = endpoint_config
         self.state_dir: Path | None = None
         self.base_url: str | None = None
+        self.socket_url: str | None = None
         self.token: str | None = None
         self.endpoint_id: str | None = None
         self.service: ChildProcess | None = None
@@ -263,8 +265,7 @@ class LocalCompute:
         if self._given_state_dir is None:
             self.state_dir = Path(tempfile.mkdtemp(prefix="globus-compute-local-"))
         else:
-            self.state_dir = Path(self._given_state_dir)
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.state_dir = layout.make_private_dir(self._given_state_dir)
         try:
             self.start_service()
             self.start_endpoint()
@@ -283,17 +284,18 @@ class LocalCompute:
             self.state_dir, self.state_dir / "service.log", port=self._port, args=args
         )
         self._port = int(self.base_url.rsplit(":", 1)[1])
+        self.socket_url = local_socket.socket_url(layout.socket_path(self.state_dir))
         self.token = layout.read_token_file(layout.token_path(self.state_dir))
         if not self.token:
             raise LocalComputeError(f"the service wrote no token under {self.state_dir}")
 
     def start_endpoint(self) -> None:
         """(Re)start the endpoint agent under the same name (so with the same endpoint id)."""
-        assert self.state_dir is not None and self.base_url and self.token
+        assert self.state_dir is not None and self.socket_url and self.token
         argv = [
             sys.executable, "-m", "globus_compute.endpoint",
-            "--service-url", self.base_url,
-            "--token", self.token,
+            "--service-url", self.socket_url,
+            "--token-file", str(layout.token_path(self.state_dir)),
             "--name", self.endpoint_name,
             "--workers", str(self.workers),
             "--engine", self.engine,
@@ -322,15 +324,18 @@ class LocalCompute:
     # -- handles ----------------------------------------------------------------------------
 
     def client(self, **kwargs: Any) -> Client:
-        """A ``Client`` for this service, authenticated as the default local user."""
+        """A ``Client`` for this service, authenticated as the default local user.
+
+        It talks to the service over its Unix socket, so its token reaches only this service.
+        """
         import globus_sdk
 
         from globus_compute.client import Client
 
-        if self.base_url is None or self.token is None:
+        if self.socket_url is None or self.token is None:
             raise RuntimeError("LocalCompute is not running; use it as a context manager")
         authorizer = globus_sdk.AccessTokenAuthorizer(self.token)
-        return Client(base_url=self.base_url, authorizer=authorizer, **kwargs)
+        return Client(base_url=self.socket_url, authorizer=authorizer, **kwargs)
 
     def executor(self, **kwargs: Any) -> Executor:
         """An ``Executor`` bound to this endpoint (keyword arguments go to the Executor)."""

@@ -5,8 +5,9 @@ In order of precedence:
 1. ``authorizer=``: used as is (e.g. ``AccessTokenAuthorizer``); no login, no token storage.
 2. ``app=``: a caller-built ``globus_sdk.GlobusApp``.
 3. Environment ``local`` (the embedded service): the token that ``globus-compute-local up``
-   wrote to ``state_dir.token_path(state_dir.default_state_dir())``. Globus Auth has no
-   ``local`` environment, so a GlobusApp could not work there anyway.
+   wrote to ``state_dir.token_path(state_dir.default_state_dir())``, once the directory is
+   checked to be the caller's alone. Globus Auth has no ``local`` environment, so a GlobusApp
+   could not work there anyway.
 4. ``GLOBUS_COMPUTE_CLIENT_ID`` and ``GLOBUS_COMPUTE_CLIENT_SECRET`` both set: a
    ``globus_sdk.ClientApp`` (client credentials, no prompt).
 5. Otherwise a ``globus_sdk.UserApp`` (native-app login, prompts once, then refresh tokens).
@@ -123,8 +124,16 @@ def local_token_authorizer(
 
     Raises:
         LocalTokenMissing: No token file, i.e. ``globus-compute-local up`` never ran here.
+        UnsafeStateDir: The token's directory or file is another user's, or others may write
+            to it.
     """
-    path = state_dir.token_path(directory or state_dir.default_state_dir())
+    directory = directory or state_dir.default_state_dir()
+    path = state_dir.token_path(directory)
+    try:
+        # A token that another user could have put there would make us act as them.
+        state_dir.require_private_dir(path.parent)
+    except FileNotFoundError:
+        raise LocalTokenMissing(str(path)) from None
     token = state_dir.read_token_file(path)
     if not token:
         raise LocalTokenMissing(str(path))

@@ -6,6 +6,12 @@ embedded one by changing only ``environment=`` (or ``GLOBUS_SDK_ENVIRONMENT``). 
 strongest first, point a Client anywhere else: the ``base_url=`` argument, then globus-sdk's own
 ``GLOBUS_SDK_SERVICE_URL_COMPUTE`` variable (honoured here so both SDKs agree on the URL).
 
+One difference: where the reference's ``local`` environment is ``http://localhost:5000``, ours
+is the Unix socket of the default state dir (``http+unix://...service.sock``, see
+``local_socket.py``), the same service ``globus-compute-local up`` also serves on that port.
+Whoever holds a loopback port is unknown; only the state dir's owner can listen on its socket,
+so the local token never goes to another user's process.
+
 Everything is read when called, never at import.
 """
 
@@ -16,6 +22,8 @@ import logging
 import os
 from urllib.parse import urlsplit
 
+from globus_compute import local_socket, state_dir
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -24,6 +32,7 @@ __all__ = [
     "TUTORIAL_ENDPOINT_ID",
     "environment_name",
     "is_loopback_url",
+    "local_service_url",
     "service_url",
     "web_service_url",
 ]
@@ -41,7 +50,6 @@ _WEB_SERVICE_URLS: dict[str, str] = {
     "production": "https://compute.api.globus.org",
     "preview": "https://compute.api.preview.globus.org",
     "dev": "https://api.dev.funcx.org",
-    LOCAL_ENVIRONMENT: "http://localhost:5000",
     **{env: f"https://compute.api.{env}.globuscs.info" for env in _TEST_ENVIRONMENTS},
 }
 
@@ -58,10 +66,18 @@ def web_service_url(environment: str | None = None) -> str:
     here would otherwise silently send work to the hosted service.
     """
     name = environment_name(environment)
+    if name == LOCAL_ENVIRONMENT:
+        return local_service_url()
     if name not in _WEB_SERVICE_URLS:
         log.warning("Unknown environment %r; using %s", name, DEFAULT_ENVIRONMENT)
         name = DEFAULT_ENVIRONMENT
     return _WEB_SERVICE_URLS[name]
+
+
+def local_service_url(directory: str | os.PathLike[str] | None = None) -> str:
+    """The URL of the embedded service of a state dir (default: the default state dir)."""
+    directory = directory or state_dir.default_state_dir()
+    return local_socket.socket_url(state_dir.socket_path(directory))
 
 
 def service_url(environment: str | None = None, base_url: str | None = None) -> str:
@@ -72,11 +88,13 @@ def service_url(environment: str | None = None, base_url: str | None = None) -> 
 
 
 def is_loopback_url(url: str) -> bool:
-    """Whether ``url`` points at this machine (``localhost``, 127.0.0.0/8 or ``::1``).
+    """Whether ``url`` points at this machine (a Unix socket, ``localhost``, 127/8 or ``::1``).
 
     The Executor uses this to skip the hosted service's client-side rate limiting when it talks
     to the embedded service, which has no such limit to respect.
     """
+    if local_socket.is_socket_url(url):
+        return True
     host = urlsplit(url).hostname
     if not host:
         return False

@@ -23,6 +23,7 @@ from typing import Any
 import globus_sdk
 from globus_sdk.transport import RetryConfig
 
+from globus_compute import local_socket
 from globus_compute.client import auth
 from globus_compute.errors import VersionMismatch
 from globus_compute.protocol.ids import UuidLike, require_uuid
@@ -44,7 +45,11 @@ def retry_config() -> RetryConfig:
 
 
 class ComputeWebClient:
-    """globus-sdk's v2 and v3 Compute clients, sharing URL, credentials and user agent."""
+    """globus-sdk's v2 and v3 Compute clients, sharing URL, credentials and user agent.
+
+    An ``http+unix://`` URL (the embedded service's socket) gets the socket adapter mounted on
+    both clients' sessions; everything else about the requests stays globus-sdk's.
+    """
 
     def __init__(
         self,
@@ -58,6 +63,9 @@ class ComputeWebClient:
         common = {"base_url": base_url, "app_name": USER_AGENT, **creds}
         self.v2 = globus_sdk.ComputeClientV2(retry_config=retry_config(), **common)
         self.v3 = globus_sdk.ComputeClientV3(retry_config=retry_config(), **common)
+        if local_socket.is_socket_url(base_url):
+            for client in (self.v2, self.v3):
+                local_socket.mount(client.transport.session)
 
     def close(self) -> None:
         self.v2.close()

@@ -3,6 +3,13 @@
 The first line on stdout is the endpoint id (flushed), so a parent process can read it as a
 handshake; logs go to stderr. SIGTERM or SIGINT stops the agent gracefully (claimed tasks
 finish and are reported); a second one stops it at once.
+
+The owner's bearer token never travels on the command line, where every local user can read
+it (``ps``, ``/proc/<pid>/cmdline``): it comes from ``--token-file`` (a file of the owner's,
+such as the state dir's ``tokens/local.token``) or from the ``GLOBUS_COMPUTE_TOKEN``
+environment variable (readable only by the owner and root), which is removed from the
+environment once read so that the workers, whose tasks may be other identities' code, do not
+inherit it.
 """
 
 from __future__ import annotations
@@ -10,15 +17,19 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 
+from globus_compute import state_dir
 from globus_compute.endpoint.agent import Agent
 from globus_compute.endpoint.config import load_endpoint_config
 from globus_compute.endpoint.engines import ENGINES, create_engine
+from globus_compute.errors import ComputeError
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +107,55 @@ def _install_signal_handlers(agent: Agent) -> Callable[[], None]:
     return restore
 
 
+#: The environment variable an agent may take its token from (removed once read).
+TOKEN_VARIABLE = "GLOBUS_COMPUTE_TOKEN"
+
+_TOKEN_ON_ARGV = (
+    "--token is not accepted: a token on the command line is visible to every user of this "
+    f"machine (ps). Use --token-file PATH (a file only you can read) or ${TOKEN_VARIABLE}."
+)
+
+
+class RefuseTokenOnArgv(argparse.Action):
+    """An argparse action for ``--token``: always an error saying how to pass a token instead."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        parser.error(_TOKEN_ON_ARGV)
+
+
+def read_token(token_file: str | None) -> str:
+    """The agent's token: from ``token_file`` if given, else from ``$GLOBUS_COMPUTE_TOKEN``.
+
+    Raises:
+        ValueError: Neither gives a token.
+        UnsafeStateDir: ``token_file`` belongs to another user.
+    """
+    from_env = os.environ.pop(TOKEN_VARIABLE, None)
+    if token_file is not None:
+        path = Path(token_file)
+        token = state_dir.read_token_file(path)
+        if token is None:
+            raise ValueError(f"no token in {path}")
+        if path.stat().st_mode & 0o077:
+            log.warning("%s is readable by other users; run `chmod 600` on it", path)
+        return token
+    if from_env:
+        return from_env.strip()
+    raise ValueError(f"no token: pass --token-file PATH or set ${TOKEN_VARIABLE}")
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m globus_compute.endpoint",
         description="Run a Globus Compute endpoint agent against a Compute service.",
     )
     parser.add_argument("--service-url", required=True, help="the service's base URL")
-    parser.add_argument("--token", required=True, help="the endpoint owner's bearer token")
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        help=f"file holding the endpoint owner's bearer token (else ${TOKEN_VARIABLE})",
+    )
+    parser.add_argument("--token", nargs="?", action=RefuseTokenOnArgv, help=argparse.SUPPRESS)
     parser.add_argument("--name", required=True, help="endpoint name (stable endpoint id)")
     parser.add_argument("--workers", type=int, default=None, help="default: CPU count")
     parser.add_argument("--engine", choices=sorted(ENGINES), default="process")
@@ -128,9 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(endpoint_id, flush=True)
 
     try:
+        token = read_token(args.token_file)
+    except (ValueError, ComputeError) as exc:
+        log.error("endpoint failed: %s", exc)
+        return 2
+    try:
         run_endpoint(
             args.service_url,
-            args.token,
+            token,
             args.name,
             workers=args.workers,
             engine=args.engine,

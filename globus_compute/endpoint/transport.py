@@ -29,6 +29,7 @@ from typing import Any, Protocol, cast
 
 import requests
 
+from globus_compute import local_socket
 from globus_compute.errors import ServiceRefused
 from globus_compute.protocol.agent import (
     AGENT_PREFIX,
@@ -112,7 +113,8 @@ class HTTPTransport:
     """:class:`AgentTransport` over the service's HTTP routes.
 
     Args:
-        service_url: Base URL, e.g. ``http://127.0.0.1:8000``.
+        service_url: Base URL, e.g. ``http://127.0.0.1:8000``, or the ``http+unix://`` URL of
+            the embedded service's socket (``local_socket.py``).
         token: The endpoint owner's bearer token.
         abort: Set to stop retrying (and waiting between retries) at once.
         backoff: The schedule of waits between retries.
@@ -129,6 +131,8 @@ class HTTPTransport:
         self.abort = abort
         self.backoff = backoff
         self.session = requests.Session()
+        if local_socket.is_socket_url(self.base_url):
+            local_socket.mount(self.session)
         self.session.headers.update(
             {
                 "Authorization": f"Bearer {token}",

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import uvicorn
 
+from globus_compute import local_socket
+from globus_compute import state_dir as state_dir_mod
 from globus_compute.service.app import create_app
 from globus_compute.service.config import ServiceConfig
 from globus_compute.service.store import Store
@@ -53,6 +57,13 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
+def _remove_socket_file(path: Path, inode: int) -> None:
+    """Remove our socket file, unless a newer service replaced it meanwhile."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(path).st_ino == inode:
+            path.unlink()
+
+
 def serve(
     config: ServiceConfig,
     host: str = "127.0.0.1",
@@ -60,7 +71,10 @@ def serve(
     ready_callback: Callable[[str], None] | None = None,
     store: Store | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM.
+    """Serve until SIGINT/SIGTERM, on ``host:port`` and on the state dir's Unix socket.
+
+    The socket (``state_dir.socket_path``) is how the owner's own clients reach this service
+    without trusting a TCP port (see ``local_socket.py``); it is removed when serving ends.
 
     Args:
         config: Service settings.
@@ -78,7 +92,15 @@ def serve(
     bound_port = sock.getsockname()[1]
     url_host = f"[{host}]" if family == socket.AF_INET6 else host
     url = f"http://{url_host}:{bound_port}"
-    app = create_app(config, store)
+    app = create_app(config, store)  # creates the private state dir the socket goes in
+    unix_path = state_dir_mod.socket_path(config.state_dir)
+    try:
+        unix_sock = local_socket.bind(unix_path)
+    except BaseException:
+        sock.close()
+        app.state.ctx.store.close()
+        raise
+    unix_inode = os.stat(unix_path).st_ino
     uv_config = uvicorn.Config(
         app,
         log_level="warning",
@@ -88,8 +110,10 @@ def serve(
     )
     server = _Server(uv_config, (lambda: ready_callback(url)) if ready_callback else None)
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=[sock, unix_sock])
     finally:
         sock.close()
+        unix_sock.close()
+        _remove_socket_file(unix_path, unix_inode)
         app.state.ctx.store.close()
     log.info("Service at %s stopped", url)

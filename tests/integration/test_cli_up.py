@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     import sys
     from globus_compute import Client, Executor
 
-    client = Client(environment="local")  # http://localhost:5000 with the local token
+    client = Client(environment="local")  # the local service's Unix socket, the local token
     with Executor(endpoint_id=sys.argv[1], client=client) as ex:
         print(ex.submit(sum, [1, 2, 3]).result(timeout=60))
     """
@@ -62,11 +62,12 @@ def test_up_serves_a_script_that_uses_the_local_environment(tmp_path) -> None:
         env=env,
     )
     try:
-        lines = read_lines(up, 4, timeout=60)
-        assert len(lines) == 4, lines
+        lines = read_lines(up, 5, timeout=60)
+        assert len(lines) == 5, lines
         assert lines[0] == "service:  http://127.0.0.1:5000"
         endpoint_id = lines[1].removeprefix("endpoint: ")
         assert lines[2] == f"token:    {tmp_path / 'local' / 'tokens' / 'local.token'}"
+        assert lines[3] == f"socket:   {tmp_path / 'local' / 'service.sock'}"
         done = subprocess.run(
             [sys.executable, "-c", SCRIPT, endpoint_id],
             capture_output=True,
@@ -97,8 +98,8 @@ def test_serve_and_endpoint_subcommands_work_together(tmp_path) -> None:
         url = ready.split()[1]
         token = (tmp_path / "tokens" / "local.token").read_text().strip()
         endpoint = subprocess.Popen(
-            [*cli, "endpoint", "--service-url", url, "--token", token, "--name", "cli",
-             "--workers", "1"],
+            [*cli, "endpoint", "--service-url", url, "--state-dir", str(tmp_path),
+             "--name", "cli", "--workers", "1"],
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip

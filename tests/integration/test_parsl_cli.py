@@ -17,6 +17,7 @@ import globus_sdk  # noqa: E402
 
 from globus_compute import ComputeSerializer, DillCodeSource, Executor  # noqa: E402
 from globus_compute.client import Client  # noqa: E402
+from globus_compute.state_dir import token_path, write_token_file  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -27,15 +28,16 @@ def triple(x):
     return 3 * x
 
 
-def agent_argv(url: str, token: str, *extra: str) -> list[str]:
+def agent_argv(url: str, token_file: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "globus_compute.endpoint", "--service-url", url,
-            "--token", token, "--name", "parsl-cli", "--engine", "parsl", *extra]  # fmt: skip
+            "--token-file", str(token_file), "--name", "parsl-cli", "--engine", "parsl",
+            *extra]  # fmt: skip
 
 
 def test_agent_runs_tasks_with_the_local_example_config(service):
     config = str(EXAMPLES / "endpoint_config_local.yaml")
     proc = subprocess.Popen(
-        agent_argv(service.url, service.token, "--config", config),
+        agent_argv(service.url, token_path(service.state_dir), "--config", config),
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -65,8 +67,10 @@ def test_agent_runs_tasks_with_the_local_example_config(service):
 def test_bad_config_stops_the_agent_with_a_clear_error(tmp_path):
     bad = tmp_path / "config.yaml"
     bad.write_text("engine:\n  provider:\n    type: SlurmProvider\n    partion: debug\n")
+    token_file = tmp_path / "token"
+    write_token_file(token_file, "token")
     done = subprocess.run(
-        agent_argv("http://127.0.0.1:9", "token", "--config", str(bad)),
+        agent_argv("http://127.0.0.1:9", token_file, "--config", str(bad)),
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,7 +9,7 @@ from globus_sdk.scopes import ComputeScopes
 from globus_sdk.token_storage import SQLiteTokenStorage
 
 from globus_compute import errors, state_dir
-from globus_compute.client import Client, auth
+from globus_compute.client import Client, auth, environments
 
 CLIENT_ID = "b0500dab-ebd4-430f-b962-0c85bd43bdbb"
 COMPUTE_RS = "funcx_service"
@@ -120,7 +120,7 @@ def test_local_environment_uses_the_local_token_file(isolated):
     assert client.app is None
     assert isinstance(client.authorizer, globus_sdk.AccessTokenAuthorizer)
     assert client.authorizer.get_authorization_header() == "Bearer local-tok"
-    assert client.service_url == "http://localhost:5000"
+    assert client.service_url == environments.local_service_url(state_dir.default_state_dir())
 
 
 def test_local_via_environment_variable_and_url_override(monkeypatch, isolated):

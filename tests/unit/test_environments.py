@@ -7,10 +7,15 @@ import pytest
 from globus_compute.client import environments
 
 
+#: The local environment's URL for the user dir of the ``clean_env`` fixture.
+LOCAL_URL = "http+unix://%2Fgc-user%2Flocal%2Fservice.sock"
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
     monkeypatch.delenv("GLOBUS_SDK_ENVIRONMENT", raising=False)
     monkeypatch.delenv("GLOBUS_SDK_SERVICE_URL_COMPUTE", raising=False)
+    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", "/gc-user")
 
 
 @pytest.mark.parametrize(
@@ -20,7 +25,7 @@ def clean_env(monkeypatch):
         ("production", "https://compute.api.globus.org"),
         ("preview", "https://compute.api.preview.globus.org"),
         ("dev", "https://api.dev.funcx.org"),
-        ("local", "http://localhost:5000"),
+        ("local", LOCAL_URL),
         ("sandbox", "https://compute.api.sandbox.globuscs.info"),
         ("staging", "https://compute.api.staging.globuscs.info"),
     ],
@@ -39,11 +44,20 @@ def test_environment_variable_is_read_when_called(monkeypatch):
     monkeypatch.setenv("GLOBUS_SDK_ENVIRONMENT", "local")
     assert environments.environment_name() == "local"
     assert environments.environment_name("preview") == "preview"
-    assert environments.service_url() == "http://localhost:5000"
+    assert environments.service_url() == LOCAL_URL
+
+
+def test_local_environment_is_the_default_state_dirs_socket():
+    """Regression (issue 15): the local environment was http://localhost:5000, a port another
+    local user could listen on first and receive the local token."""
+    assert environments.web_service_url("local") == LOCAL_URL
+    assert environments.local_service_url("/elsewhere") == (
+        "http+unix://%2Felsewhere%2Fservice.sock"
+    )
 
 
 def test_service_url_precedence(monkeypatch):
-    assert environments.service_url("local") == "http://localhost:5000"
+    assert environments.service_url("local") == LOCAL_URL
     monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_COMPUTE", "http://127.0.0.1:9999/")
     assert environments.service_url("local") == "http://127.0.0.1:9999"
     assert environments.service_url("local", "http://h:1") == "http://h:1"
@@ -53,6 +67,7 @@ def test_service_url_precedence(monkeypatch):
     ("url", "loopback"),
     [
         ("http://localhost:5000", True),
+        (LOCAL_URL, True),
         ("http://127.0.0.1:43121", True),
         ("http://127.8.9.10", True),
         ("http://[::1]:8000/v2", True),

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from globus_compute import state_dir as state_dir_mod
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -107,10 +109,13 @@ def connect(path: Path) -> sqlite3.Connection:
     request with ``BEGIN IMMEDIATE``; ``check_same_thread=False`` lets a test or a shutdown hook
     touch the store from another thread while the event loop is idle.
     """
-    # The database holds every payload and result: a new state dir and database are private to
-    # their owner whatever the umask (SQLite gives the -wal and -shm files the database's mode).
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    # The database holds every payload and result: the state dir and the database are private
+    # to their owner whatever the umask, also when they existed with wider modes (SQLite gives
+    # new -wal and -shm files the database's mode; older ones are tightened here).
+    state_dir_mod.make_private_dir(path.parent)
+    for private in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if private == path or private.exists():
+            os.close(state_dir_mod.open_private_file(private, os.O_RDWR))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     # Purged pages go back to the file system (``incremental_vacuum`` after each purge), so the
     # database stays bounded; the setting only takes effect on a new, empty database.
