@@ -58,7 +58,8 @@ def start_agent(svc: Any, name: str, *extra: str) -> tuple[subprocess.Popen, str
     """Start ``python -m globus_compute.endpoint`` in its own session; returns it and its id."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "globus_compute.endpoint", "--service-url", svc.url,
-         "--token-file", str(token_path(svc.state_dir)), "--name", name, "--workers", "2", "--heartbeat-s", "0.5", *extra],
+         "--token-file", str(token_path(svc.state_dir)), "--name", name, "--workers", "2",
+         "--heartbeat-s", "0.5", *extra],
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,

@@ -295,14 +295,14 @@ for _who in ("bob", "mallory"):
             _who, lambda w: ("DELETE", f"/v2/endpoints/{w.e_alice}", None), (404,), "e_alice"),
         f"{_who}: re-register alice's private endpoint by id": Denial(
             _who, lambda w: ("PUT", f"/v3/endpoints/{w.e_alice}", {"endpoint_name": "mine"}),
-            (403, 404), None),
+            (404,), None),
         f"{_who}: lock alice's public endpoint": Denial(
             _who, lambda w: ("POST", f"/v3/endpoints/{w.e_alice_pub}/lock", None), (403,), None),
         f"{_who}: delete alice's public endpoint": Denial(
             _who, lambda w: ("DELETE", f"/v2/endpoints/{w.e_alice_pub}", None), (403,), None),
         f"{_who}: re-register alice's public endpoint by id": Denial(
             _who, lambda w: ("PUT", f"/v3/endpoints/{w.e_alice_pub}", {"endpoint_name": "m"}),
-            (403, 404), None),
+            (403,), None),
         f"{_who}: delete alice's public function": Denial(
             _who, lambda w: ("DELETE", f"/v2/functions/{w.f_pub}", None), (403,), None),
     })  # fmt: skip
@@ -376,6 +376,45 @@ def test_endpoint_lists_hide_private_endpoints(world: World, who: str) -> None:
     mine = world.e_bob if who == "bob" else world.e_mal
     assert mine in own
     world.checked["list"] = world.checked.get("list", 0) + 1
+
+
+def _error_without_request_id(resp: requests.Response) -> dict[str, Any]:
+    body = _assert_error_body(resp, (resp.status_code,))
+    body.pop("request_id")
+    return body
+
+
+@pytest.mark.timeout(30)
+def test_put_on_a_foreign_private_endpoint_answers_like_get_on_an_unknown_id(world: World) -> None:
+    """Regression (issue 15): PUT answered 403 where GET answered 404, revealing that the id
+    exists. (A PUT of a free id registers it, as the reference endpoint does on first start,
+    so PUT is compared with GET of the same id, which must read exactly like an unknown id.)"""
+    put = world.call("mallory", "PUT", f"/v3/endpoints/{world.e_alice}", {"endpoint_name": "m"})
+    get = world.call("mallory", "GET", f"/v2/endpoints/{world.e_alice}")
+    assert put.status_code == get.status_code == 404
+    assert _error_without_request_id(put) == _error_without_request_id(get)
+    _assert_nothing_leaked(put)
+
+
+@pytest.mark.timeout(30)
+def test_deleted_endpoint_id_is_never_reused_by_another_identity(world: World) -> None:
+    """Regression (issue 15): once alice deleted her endpoint, mallory registered its id as her
+    own public endpoint and received alice's next submit to it."""
+    eid = _ok(world.call("alice", "POST", "/v3/endpoints", {"endpoint_name": "short-lived"}))[
+        "endpoint_id"
+    ]
+    _ok(world.call("alice", "DELETE", f"/v2/endpoints/{eid}"))
+    for who in ("mallory", "bob"):
+        put = world.call(who, "PUT", f"/v3/endpoints/{eid}", {"endpoint_name": "mine",
+                                                               "public": True})  # fmt: skip
+        get = world.call(who, "GET", f"/v2/endpoints/{eid}")
+        assert put.status_code == get.status_code == 404, put.text
+        assert _error_without_request_id(put) == _error_without_request_id(get)
+    submit = world.call("alice", "POST", f"/v3/endpoints/{eid}/submit",
+                        {"tasks": {world.f_pub: ["p"]}})  # fmt: skip
+    assert submit.status_code == 404  # reaches nobody: the id is nobody's endpoint now
+    listed = {e["uuid"] for e in _ok(world.call("mallory", "GET", "/v2/endpoints?role=any"))}
+    assert eid not in listed
 
 
 @pytest.mark.timeout(30)

@@ -6,7 +6,6 @@ import pytest
 
 from globus_compute.client import environments
 
-
 #: The local environment's URL for the user dir of the ``clean_env`` fixture.
 LOCAL_URL = "http+unix://%2Fgc-user%2Flocal%2Fservice.sock"
 

@@ -337,7 +337,7 @@ def test_register_refusals(ctx: ServiceContext) -> None:
         (lambda: endpoints.register_endpoint(ctx, alice, ""), 422),
         (lambda: endpoints.register_endpoint(ctx, alice, "x", allowed_functions=["f"]), 422),
         (lambda: endpoints.register_endpoint(ctx, alice, "x", endpoint_id="nope"), 404),
-        (lambda: endpoints.register_endpoint(ctx, bob, "x", endpoint_id=eid), 403),
+        (lambda: endpoints.register_endpoint(ctx, bob, "x", endpoint_id=eid), 404),
         (lambda: endpoints.register_endpoint(ctx, alice, "ep", endpoint_id=other), 409),
     ]
     for call, status in cases:
@@ -404,3 +404,34 @@ def test_authenticate_knows_tokens_and_refuses_others(ctx: ServiceContext) -> No
         identities.authenticate(ctx, token + "x")
     assert refused.value.status == 401
     assert refused.value.headers == {"WWW-Authenticate": "Bearer"}
+
+
+def test_deleted_endpoint_id_is_never_registered_by_another_identity(ctx: ServiceContext) -> None:
+    """Regression (issue 15): after alice deleted her endpoint, mallory registered its id by PUT
+    as her own public endpoint and received alice's next submit to it."""
+    alice, fid, eid = _setup(ctx)
+    mallory = _user(ctx, "mallory")
+    endpoints.delete_endpoint(ctx, alice, eid)
+    with pytest.raises(ApiError) as refused:
+        endpoints.register_endpoint(ctx, mallory, "mine", endpoint_id=eid, public=True)
+    assert (refused.value.status, refused.value.message) == (404, f"Endpoint {eid} not found")
+    assert ctx.store.endpoints.get_endpoint(eid) is None
+    with pytest.raises(ApiError) as submit:
+        tasks.submit(ctx, alice, eid, {"tasks": {fid: ["p"]}})
+    assert submit.value.status == 404  # alice's submit reaches nobody's endpoint
+    # Its owner may bring the id back (an agent restarted after a delete).
+    assert endpoints.register_endpoint(ctx, alice, "ep", endpoint_id=eid) == eid
+
+
+def test_put_on_a_foreign_private_id_answers_like_get_on_an_unknown_one(
+    ctx: ServiceContext,
+) -> None:
+    """Regression (issue 15): PUT answered 403 where GET answered 404, revealing the id."""
+    _alice, _fid, eid = _setup(ctx)
+    mallory = _user(ctx, "mallory")
+    with pytest.raises(ApiError) as put:
+        endpoints.register_endpoint(ctx, mallory, "mine", endpoint_id=eid)
+    with pytest.raises(ApiError) as get:
+        endpoints.endpoint_status(ctx, mallory, eid)
+    assert (put.value.status, put.value.code, put.value.message) == (
+        get.value.status, get.value.code, get.value.message)  # fmt: skip

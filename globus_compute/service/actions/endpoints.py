@@ -2,7 +2,8 @@
 
 The same owner and ``endpoint_name`` always get the same endpoint id; registering again means a
 new agent process took over, so tasks the old one held are released (re-queued or failed) in
-the same transaction. Deleting an endpoint fails its unfinished tasks.
+the same transaction. Deleting an endpoint fails its unfinished tasks; its id stays retired
+to its owner, so nobody else can register it and receive what its owner still sends there.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any, Literal
 
 from globus_compute.protocol.agent import WorkerStatus
 from globus_compute.protocol.ids import canonical_uuid
+from globus_compute.service.access import can_use_endpoint
 from globus_compute.service.actions.lookup import owned_endpoint, path_uuid, visible_endpoint
 from globus_compute.service.context import ServiceContext
-from globus_compute.service.errors import conflict, forbidden, invalid
+from globus_compute.service.errors import ApiError, conflict, forbidden, invalid, not_found
 from globus_compute.service.records import EndpointRecord, LeaseRelease, User
 from globus_compute.service.store import NameConflict
 
@@ -67,7 +69,8 @@ def register_endpoint(
 
     Raises:
         ApiError: 404 for an ``endpoint_id`` that is not a UUID, 422 for an empty name or
-            allowed functions that are not UUIDs, 403 for another identity's endpoint id, 409
+            allowed functions that are not UUIDs, 403 for another identity's public endpoint
+            id, 404 (as for an unknown id) for another identity's private or deleted one, 409
             for a name another endpoint of ``user`` has.
     """
     eid = path_uuid(endpoint_id, "Endpoint") if endpoint_id is not None else None
@@ -93,13 +96,25 @@ def register_endpoint(
                 max_retries=_max_retries(metadata),
             )
             release = ctx.store.leases.release_restarted(eid) if existed else LeaseRelease([], {})
-    except PermissionError as exc:
-        raise forbidden(str(exc)) from None
+    except PermissionError:
+        raise _foreign_endpoint_id(ctx, user, eid) from None
     except NameConflict as exc:
         raise conflict(str(exc)) from None
     ctx.notifier.notify_release(release)
     log.info("%s registered endpoint %s (%s)", user.name, eid, name)
     return eid
+
+
+def _foreign_endpoint_id(ctx: ServiceContext, user: User, eid: str | None) -> ApiError:
+    """The refusal of a ``PUT`` on another identity's endpoint id.
+
+    A public endpoint is visible, so the caller may learn it is not theirs (403, like a lock or
+    delete of it); a private or deleted one answers exactly as ``GET`` answers an unknown id.
+    """
+    ep = ctx.store.endpoints.get_endpoint(eid) if eid is not None else None
+    if ep is not None and can_use_endpoint(user, ep):
+        return forbidden(f"Only the owner of endpoint {ep.id} may re-register it")
+    return not_found("Endpoint", eid)
 
 
 def _max_retries(metadata: dict[str, Any]) -> int:

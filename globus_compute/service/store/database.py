@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS endpoints (
     created        REAL NOT NULL,
     UNIQUE (owner, name)
 );
+CREATE TABLE IF NOT EXISTS retired_endpoints (
+    id      TEXT PRIMARY KEY,
+    owner   INTEGER NOT NULL REFERENCES users(id),
+    retired REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS task_groups (
     id      TEXT PRIMARY KEY,
     owner   INTEGER NOT NULL REFERENCES users(id),

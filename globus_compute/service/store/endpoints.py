@@ -1,7 +1,9 @@
 """Registered endpoints: who owns them, what they allow, and what their agents last reported.
 
 The same owner and name always map to the same endpoint id, so an agent restarted under its old
-name finds its endpoint (and its queued tasks) again.
+name finds its endpoint (and its queued tasks) again. A deleted endpoint leaves a tombstone
+(``retired_endpoints``): its id stays its owner's, so nobody else can register it and receive
+the tasks its owner still sends there.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class EndpointStore:
 
         Raises:
             NameConflict: ``endpoint_id`` is given but another endpoint of this owner has ``name``.
-            PermissionError: ``endpoint_id`` belongs to another identity.
+            PermissionError: ``endpoint_id`` belongs to another identity, or did before it was
+                deleted.
         """
         metadata_json = json.dumps(metadata or {})
         allowed = json.dumps(allowed_functions) if allowed_functions is not None else None
@@ -86,14 +89,17 @@ class EndpointStore:
                 "SELECT id FROM endpoints WHERE owner = ? AND name = ?", (owner.id, name)
             ).fetchone()
             if endpoint_id is not None:
-                by_id = db.execute(
+                live = db.execute(
                     "SELECT owner FROM endpoints WHERE id = ?", (endpoint_id,)
                 ).fetchone()
-                if by_id is not None and by_id[0] != owner.id:
+                holder = live or db.execute(
+                    "SELECT owner FROM retired_endpoints WHERE id = ?", (endpoint_id,)
+                ).fetchone()
+                if holder is not None and holder[0] != owner.id:
                     raise PermissionError(f"endpoint {endpoint_id} belongs to another identity")
                 if by_name is not None and by_name[0] != endpoint_id:
                     raise NameConflict(f"you already have endpoint {by_name[0]} named {name!r}")
-                existed = by_id is not None
+                existed = live is not None
             else:
                 endpoint_id = by_name[0] if by_name else str(uuid.uuid4())
                 existed = by_name is not None
@@ -164,6 +170,11 @@ class EndpointStore:
         return bool(rows and rows[0][0])
 
     def delete_endpoint(self, endpoint_id: str) -> None:
-        """Forget the endpoint (its tasks stay, for their submitters to read)."""
+        """Forget the endpoint but not its owner (its tasks stay, for their submitters to read)."""
         with self._database.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO retired_endpoints (id, owner, retired) "
+                "SELECT id, owner, ? FROM endpoints WHERE id = ?",
+                (time.time(), endpoint_id),
+            )
             db.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
