@@ -92,9 +92,10 @@ class EndpointStore:
                 live = db.execute(
                     "SELECT owner FROM endpoints WHERE id = ?", (endpoint_id,)
                 ).fetchone()
-                holder = live or db.execute(
+                retired = db.execute(
                     "SELECT owner FROM retired_endpoints WHERE id = ?", (endpoint_id,)
                 ).fetchone()
+                holder = live or retired
                 if holder is not None and holder[0] != owner.id:
                     raise PermissionError(f"endpoint {endpoint_id} belongs to another identity")
                 if by_name is not None and by_name[0] != endpoint_id:
