@@ -67,6 +67,10 @@ def create_app(config: ServiceConfig, store: Store | None = None) -> FastAPI:
         description="Wire-compatible with the Globus Compute web service API (v2/v3), plus the "
         "private agent routes of globus_compute.protocol.agent.",
         lifespan=lifespan,
+        # Served by routes/schema.py behind the bearer token; no browsable pages.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     install_error_handlers(app)

@@ -223,6 +223,19 @@ def test_open_version_route_reveals_nothing_about_identities(world: World, who: 
                         "git_sha"}  # fmt: skip
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("who", UNAUTHENTICATED)
+def test_schema_needs_a_token_and_there_are_no_doc_pages(world: World, who: str) -> None:
+    """Regression (issue 15): ``/openapi.json``, ``/docs`` and ``/redoc`` answered without a
+    token, contrary to "every route but ``GET /v2/version`` needs a bearer token"."""
+    schema = world.call(who, "GET", "/openapi.json")
+    assert _assert_error_body(schema, (401,))["code"] == "UNAUTHORIZED"
+    for page in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert world.call(who, "GET", page).status_code == 404
+        assert world.call("alice", "GET", page).status_code == 404
+    assert "/v2/batch_status" in _ok(world.call("alice", "GET", "/openapi.json"))["paths"]
+
+
 # -- 2. authenticated, but not allowed ----------------------------------------------------------
 
 

@@ -73,7 +73,7 @@ def fuzz_state(service: RunningService) -> Iterator[FuzzState]:
 @pytest.fixture(scope="module")
 def api_schema(service: RunningService) -> Any:
     """The schema exactly as the running service serves it."""
-    return schemathesis.openapi.from_url(f"{service.url}/openapi.json")
+    return schemathesis.openapi.from_url(f"{service.url}/openapi.json", headers=service.headers)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

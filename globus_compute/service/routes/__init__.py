@@ -3,6 +3,7 @@
 ::
 
     version     GET /v2/version
+    schema      GET /openapi.json (with a token, like everything but the version)
     functions   /v3/functions, /v2/functions/{id}
     tasks       /v3/endpoints/{id}/submit, /v2/tasks/{id}, /v2/batch_status, /v2/taskgroup/{id}
     endpoints   /v3/endpoints[/{id}], /v2/endpoints[/{id}[/status]], lock, allowed_functions
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from globus_compute.service.routes import agent, endpoints, functions, tasks, version
+from globus_compute.service.routes import agent, endpoints, functions, schema, tasks, version
 
 #: Every router of the app, in the order their operations appear in the OpenAPI schema.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -25,4 +26,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     tasks.router,
     endpoints.router,
     agent.router,
+    schema.router,
 )
