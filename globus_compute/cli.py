@@ -26,6 +26,10 @@ from globus_compute import local_socket
 from globus_compute import state_dir as layout
 
 DEFAULT_PORT = 5000
+ALLOWED_HELP = (
+    "comma-separated deserializers the endpoint accepts, e.g. "
+    "'globus_compute_sdk.*Code,globus_compute_sdk.serialize.JSONData' (default: any)"
+)
 
 
 def _exec_module(module: str, args: list[str]) -> int:
@@ -64,6 +68,8 @@ def cmd_endpoint(ns: argparse.Namespace) -> int:
         "--service-url", service_url, "--token-file", str(token_file), "--name", ns.name,
         "--workers", str(ns.workers), "--engine", ns.engine,
     ]  # fmt: skip
+    if ns.allowed_serializers:
+        args += ["--allowed-serializers", ns.allowed_serializers]
     return _exec_module("globus_compute.endpoint", args)
 
 
@@ -73,7 +79,14 @@ def cmd_up(ns: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    local = LocalCompute(workers=ns.workers, engine=ns.engine, state_dir=ns.state_dir, port=ns.port)
+    allowed = [p for p in (ns.allowed_serializers or "").split(",") if p]
+    local = LocalCompute(
+        workers=ns.workers,
+        engine=ns.engine,
+        state_dir=ns.state_dir,
+        port=ns.port,
+        allowed_serializers=allowed,
+    )
     with local:
         assert local.state_dir is not None
         print(f"service:  {local.base_url}")
@@ -124,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     endpoint.add_argument("--name", default="default")
     endpoint.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     endpoint.add_argument("--engine", choices=["process", "thread", "parsl"], default="process")
+    endpoint.add_argument("--allowed-serializers", default=None, help=ALLOWED_HELP)
     endpoint.set_defaults(func=cmd_endpoint)
 
     up = sub.add_parser("up", help="run the service and one endpoint")
@@ -131,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     up.add_argument("--engine", choices=["process", "thread", "parsl"], default="process")
     up.add_argument("--state-dir", default=default_dir)
+    up.add_argument("--allowed-serializers", default=None, help=ALLOWED_HELP)
     up.set_defaults(func=cmd_up)
     return parser
 

@@ -221,6 +221,9 @@ class LocalCompute:
             "60"]``).
         endpoint_config: An endpoint config file (YAML, see ``examples/endpoint_config_*.yaml``)
             for the ``parsl`` engine.
+        allowed_serializers: The endpoint's deserializer allow-list (``Agent``), e.g.
+            ``["globus_compute_sdk.*Code", "globus_compute_sdk.serialize.JSONData"]``: only
+            JSON arguments; empty (default) allows every strategy.
     """
 
     def __init__(
@@ -235,6 +238,7 @@ class LocalCompute:
         port: int = 0,
         service_args: Sequence[str] = (),
         endpoint_config: str | os.PathLike[str] | None = None,
+        allowed_serializers: Sequence[str] = (),
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -248,6 +252,7 @@ class LocalCompute:
         self._port = port
         self.service_args = list(service_args)
         self.endpoint_config = endpoint_config
+        self.allowed_serializers = list(allowed_serializers)
         self.state_dir: Path | None = None
         self.base_url: str | None = None
         self.socket_url: str | None = None
@@ -303,6 +308,8 @@ class LocalCompute:
         ]  # fmt: skip
         if self.endpoint_config is not None:
             argv += ["--config", os.fspath(self.endpoint_config)]
+        if self.allowed_serializers:
+            argv += ["--allowed-serializers", ",".join(self.allowed_serializers)]
         self.endpoint = ChildProcess("endpoint", argv, self.state_dir / "endpoint.log")
         self.endpoint_id = self.endpoint.start()
 

@@ -11,6 +11,7 @@ only caller that uses a Client from several threads at once.
     auth             which credentials: authorizer, GlobusApp, local token, client identity
     environments     which service URL (environment names, overrides, loopback test)
     task_table       task documents -> TaskOutcome; the bounded cache of finished tasks
+    result_trust     which results may be deserialized: JSON from anyone, dill from own endpoints
     batch            Batch: the body of one submit request; one call's packed payload
     hardware_report  the self-contained function get_worker_hardware_details runs remotely
 """

@@ -30,6 +30,7 @@ from globus_sdk.gare import to_gares
 from globus_compute.client import auth, environments, rest
 from globus_compute.client.batch import Batch, user_runtime
 from globus_compute.client.hardware_report import run_hardware_report
+from globus_compute.client.result_trust import ResultTrust
 from globus_compute.client.task_table import (
     DEFAULT_TASK_CACHE_SIZE,
     TaskEntry,
@@ -66,6 +67,10 @@ class Client:
         authorizer: A globus-sdk authorizer, e.g. ``AccessTokenAuthorizer(token)``.
         base_url: Service URL; wins over the environment and ``$GLOBUS_SDK_SERVICE_URL_COMPUTE``.
         task_cache_size: Finished tasks remembered (default ``DEFAULT_TASK_CACHE_SIZE``).
+        trust_foreign_results: Deserialize results in every format from every endpoint. By
+            default (False) only JSON results are read from endpoints you do not own: loading
+            a dill result runs code its endpoint's owner chose, in this process. Set it only
+            for endpoints whose owners you trust with your account (see ``result_trust``).
         **kwargs: Arguments older reference versions took; ignored with a UserWarning.
 
     Raises:
@@ -85,6 +90,7 @@ class Client:
         authorizer: globus_sdk.authorizers.GlobusAuthorizer | None = None,
         base_url: str | None = None,
         task_cache_size: int = DEFAULT_TASK_CACHE_SIZE,
+        trust_foreign_results: bool = False,
         **kwargs: Any,
     ) -> None:
         for name in kwargs:
@@ -99,7 +105,8 @@ class Client:
         self.fx_serializer = ComputeSerializer(
             strategy_code=code_serialization_strategy, strategy_data=data_serialization_strategy
         )
-        self._tasks = TaskTable(self.fx_serializer, task_cache_size)
+        self._trust = ResultTrust(self._own_endpoint_ids, trust_foreign_results)
+        self._tasks = TaskTable(self.fx_serializer, task_cache_size, self._trust)
         if do_version_check:
             self.version_check()
 
@@ -299,6 +306,11 @@ class Client:
         endpoint = require_uuid(endpoint_id, "endpoint_id")
         data = self._request(self._v3.submit, endpoint, batch.prepare()).data
         rest.warn_ha(data)
+        tasks = data.get("tasks") if isinstance(data, dict) else None
+        if isinstance(tasks, dict):
+            for task_ids in tasks.values():
+                if isinstance(task_ids, list):
+                    self._trust.record_submission(endpoint, (str(t) for t in task_ids))
         return data
 
     def run(self, *args: Any, endpoint_id: UuidLike, function_id: UuidLike, **kwargs: Any) -> str:
@@ -450,6 +462,11 @@ class Client:
     def get_endpoint_metadata(self, endpoint_uuid: UuidLike) -> dict[str, Any]:
         """The endpoint's document (``uuid``, ``name``, versions, host, ...)."""
         return self._request(self._v2.get_endpoint, require_uuid(endpoint_uuid, "endpoint_id")).data
+
+    def _own_endpoint_ids(self) -> list[str]:
+        """Ids of the caller's own endpoints (what ``result_trust`` asks, once per Client)."""
+        listed = self.get_endpoints()
+        return [str(e["uuid"]) for e in listed if isinstance(e, dict) and "uuid" in e]
 
     def get_endpoints(self, role: str | None = None) -> list[dict[str, Any]]:
         """Endpoints visible to the caller; ``role="any"`` adds others' shared endpoints."""

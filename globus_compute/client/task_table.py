@@ -13,8 +13,10 @@ out the reference SDK's status entries, which :meth:`TaskOutcome.as_entry` spell
 
 A document we cannot digest (wrong ``task_id``, undeserializable result) also becomes a finished
 outcome whose ``exception`` says so (``InvalidServiceResponse``, ``SerializationError``): an
-Executor polling for it must learn *why*, rather than wait forever. Those outcomes are not
-cached, since a retry (e.g. after installing a missing module) may succeed.
+Executor polling for it must learn *why*, rather than wait forever. So does a result that
+``result_trust`` will not load (``UntrustedResult``: another identity's endpoint, in a format
+that would run its code here). Those outcomes are not cached, since a retry (e.g. after
+installing a missing module) may succeed.
 
 Finished outcomes are kept in a bounded LRU (``DEFAULT_TASK_CACHE_SIZE`` per Client): a result
 is fetched from the service once, yet a long-running Executor does not grow without limit.
@@ -32,7 +34,13 @@ from typing import Any, NamedTuple, Protocol
 
 import dill
 
-from globus_compute.errors import InvalidServiceResponse, SerializationError, TaskExecutionFailed
+from globus_compute.client.result_trust import ResultTrust
+from globus_compute.errors import (
+    InvalidServiceResponse,
+    SerializationError,
+    TaskExecutionFailed,
+    UntrustedResult,
+)
 from globus_compute.protocol.states import TaskState, is_terminal
 
 log = logging.getLogger(__name__)
@@ -130,13 +138,20 @@ class TaskTable:
     Args:
         serializer: Deserializes ``result`` strings (the Client's ``ComputeSerializer``).
         maxsize: Finished outcomes to keep.
+        trust: Decides whether a result may be deserialized at all; None trusts every result.
     """
 
-    def __init__(self, serializer: Deserializer, maxsize: int = DEFAULT_TASK_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        serializer: Deserializer,
+        maxsize: int = DEFAULT_TASK_CACHE_SIZE,
+        trust: ResultTrust | None = None,
+    ) -> None:
         if maxsize < 0:
             raise ValueError(f"maxsize must be >= 0, got {maxsize}")
         self.serializer = serializer
         self.maxsize = maxsize
+        self.trust = trust
         self._finished: OrderedDict[str, TaskOutcome] = OrderedDict()
         self._warned_endpoints: set[str | None] = set()
         self._lock = threading.Lock()
@@ -157,6 +172,8 @@ class TaskTable:
     def update(self, task_id: str, document: Any) -> TaskOutcome:
         """Parse ``document`` for ``task_id``; cache it if it is cleanly finished."""
         outcome, cacheable = self._parse(task_id, document)
+        if cacheable and self.trust is not None:
+            self.trust.forget(task_id)
         if cacheable and self.maxsize:
             with self._lock:
                 self._finished[task_id] = outcome
@@ -186,6 +203,16 @@ class TaskTable:
         self, status: str, doc: dict[str, Any], details: dict[str, Any] | None
     ) -> tuple[TaskOutcome, bool]:
         completion_t = doc.get("completion_t", "unknown")
+        if self.trust is not None and isinstance(doc["result"], str):
+            # Outside the try below: a failed ownership request must reach the caller (who
+            # retries), not become this task's outcome.
+            try:
+                self.trust.check(doc["task_id"], doc["result"], details)
+            except UntrustedResult as exc:
+                outcome = TaskOutcome(
+                    status, False, exception=exc, completion_t=completion_t, details=details
+                )
+                return outcome, False
         try:
             result = self.serializer.deserialize(doc["result"])
         except Exception as exc:

@@ -34,6 +34,7 @@ import platform
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from globus_compute.endpoint.claim_policy import ClaimPolicy
@@ -49,6 +50,7 @@ from globus_compute.endpoint.transport import (
 from globus_compute.errors import ServiceRefused
 from globus_compute.protocol.agent import MAX_WAIT_S, TaskResult
 from globus_compute.protocol.results import failed_result
+from globus_compute.serialize.allowlist import parse_allowlist
 from globus_compute.version import REFERENCE_SDK_VERSION, __version__
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,13 @@ class Agent:
         transport: Builds each thread's transport from its abort event; default: HTTP to
             ``service_url`` with ``token``.
         claim_policy: Decides how many tasks to claim; default: a :class:`ClaimPolicy`.
+        allowed_serializers: Deserializer allow-list enforced on every task (strategy import
+            paths or wildcards, e.g. ``globus_compute_sdk.*Code`` and
+            ``globus_compute_sdk.serialize.JSONData`` for JSON-only arguments); empty allows
+            every strategy.
+
+    Raises:
+        SerdeError: ``allowed_serializers`` is not a valid allow-list.
     """
 
     def __init__(
@@ -100,9 +109,12 @@ class Agent:
         report_flush_timeout_s: float = REPORT_FLUSH_TIMEOUT_S,
         transport: TransportFactory | None = None,
         claim_policy: ClaimPolicy | None = None,
+        allowed_serializers: Sequence[str] = (),
     ) -> None:
         if max_retries_on_system_failure < 0:
             raise ValueError("max_retries_on_system_failure must be 0 or more")
+        parse_allowlist(allowed_serializers)  # a bad entry fails here, before registering
+        self.allowed_serializers = tuple(allowed_serializers)
         self.service_url = service_url
         self.name = name
         self.display_name = display_name
@@ -153,7 +165,10 @@ class Agent:
         try:
             self.endpoint_id = api.register(self.name, self._metadata(), self.display_name)
             context = EngineContext(
-                self.endpoint_id, self._on_results, self.max_retries_on_system_failure
+                self.endpoint_id,
+                self._on_results,
+                self.max_retries_on_system_failure,
+                self.allowed_serializers,
             )
             self.engine.start(context)
             # Online before the id is announced: whoever reads the id next may ask the status.

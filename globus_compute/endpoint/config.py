@@ -8,6 +8,9 @@ endpoint config carries over::
       type: GlobusComputeEngine         # Parsl HighThroughputExecutor; GlobusMPIEngine: MPI mode
       max_workers_per_node: 4           # any HighThroughputExecutor option
       max_retries_on_system_failure: 1  # re-runs of a task whose worker or node was lost
+      allowed_serializers:              # deserializers tasks may use (default: any); here
+        - globus_compute_sdk.*Code      #   any function, but arguments in JSON only
+        - globus_compute_sdk.serialize.JSONData
       strategy: simple                  # Parsl scaling strategy: none, simple, htex_auto_scale
       provider:
         type: SlurmProvider             # any class in parsl.providers
@@ -32,7 +35,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from globus_compute.errors import EndpointConfigError
+from globus_compute.errors import EndpointConfigError, SerdeError
+from globus_compute.serialize.allowlist import parse_allowlist
 
 if TYPE_CHECKING:
     from parsl.executors import HighThroughputExecutor
@@ -50,7 +54,7 @@ PARSL_ENGINE_TYPES = {
 #: ``engine`` keys the Parsl engine reads itself instead of passing them to the executor.
 ENGINE_OWN_KEYS = frozenset(
     {"type", "provider", "max_retries_on_system_failure", "strategy", "max_idletime",
-     "strategy_period", "job_status_kwargs", "run_dir"}
+     "strategy_period", "job_status_kwargs", "run_dir", "allowed_serializers"}
 )  # fmt: skip
 
 #: Executor arguments a config cannot set: the engine owns them (or they take Python objects).
@@ -90,6 +94,11 @@ class EndpointConfig:
     def max_retries_on_system_failure(self) -> int | None:
         value = self.engine.get("max_retries_on_system_failure")
         return None if value is None else int(value)
+
+    @property
+    def allowed_serializers(self) -> tuple[str, ...]:
+        """``engine.allowed_serializers`` (the reference endpoint's key); empty if not given."""
+        return tuple(self.engine.get("allowed_serializers") or ())
 
 
 def load_endpoint_config(path: str | os.PathLike[str]) -> EndpointConfig:
@@ -133,6 +142,17 @@ def parse_endpoint_config(text: str, source: str = "<string>") -> EndpointConfig
             f"{source}: engine type {engine_type!r} is not a Parsl engine; use one of "
             f"{sorted(PARSL_ENGINE_TYPES)} (the process and thread engines take no config file)"
         )
+    allowed = engine.get("allowed_serializers")
+    if allowed is not None and not (
+        isinstance(allowed, list) and all(isinstance(entry, str) for entry in allowed)
+    ):
+        raise EndpointConfigError(
+            f"{source}: 'engine.allowed_serializers' must be a list of strategy import paths"
+        )
+    try:
+        parse_allowlist(allowed)
+    except SerdeError as exc:
+        raise EndpointConfigError(f"{source}: engine.allowed_serializers: {exc}") from exc
     provider = engine.get("provider")
     if provider is not None and not (isinstance(provider, dict) and "type" in provider):
         raise EndpointConfigError(f"{source}: 'engine.provider' must be a mapping with a 'type'")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import platform
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -60,13 +60,27 @@ class TaskRunner:
 
     Args:
         endpoint_id: Reported in every result's ``details``.
-        serializer: Reads task buffers; pass one with ``allowed_deserializer_types`` to enforce an
-            endpoint admin's allow-list. Defaults to a permissive ``ComputeSerializer``.
+        allowed_serializers: The endpoint's deserializer allow-list (strategy import paths or
+            wildcards, see ``serialize.allowlist``); a task whose function or arguments use
+            another strategy fails without being loaded. Empty allows every strategy.
+        serializer: Reads task buffers (overrides ``allowed_serializers``); default a
+            ``ComputeSerializer`` with the allow-list.
+
+    Raises:
+        SerdeError: ``allowed_serializers`` names something that is not a strategy.
     """
 
-    def __init__(self, endpoint_id: str, serializer: ComputeSerializer | None = None) -> None:
+    def __init__(
+        self,
+        endpoint_id: str,
+        serializer: ComputeSerializer | None = None,
+        *,
+        allowed_serializers: Sequence[str] = (),
+    ) -> None:
         self.endpoint_id = endpoint_id
-        self.serializer = serializer or ComputeSerializer()
+        self.serializer = serializer or ComputeSerializer(
+            allowed_deserializer_types=allowed_serializers or None
+        )
         # Keyed by the function's serialized buffer: a no-op task must not pay for dill-loading
         # its function every time, and equal buffers always load to equivalent functions.
         self._functions: dict[str, Callable[..., Any]] = {}
@@ -113,14 +127,16 @@ class TaskRunner:
         fn_buffer, args_buffer, kwargs_buffer = unpack_task_buffer(task_buffer)
         fn = self._functions.get(fn_buffer)
         if fn is None:
-            fn = self.serializer.deserialize(fn_buffer)
+            fn = self.serializer.deserialize(fn_buffer, for_code=True)
             if not callable(fn):
                 raise TypeError(f"the function buffer holds a {type(fn).__name__}, not a function")
             if len(self._functions) >= FUNCTION_CACHE_SIZE:
                 self._functions.pop(next(iter(self._functions)))
             self._functions[fn_buffer] = fn
-        args = self.serializer.deserialize(args_buffer)
-        kwargs = self.serializer.deserialize(kwargs_buffer)
+        # Arguments come from the submitter, who may be anyone on a public endpoint: they must
+        # be data, so that a code strategy allowed for functions cannot smuggle a pickle in.
+        args = self.serializer.deserialize(args_buffer, for_code=False)
+        kwargs = self.serializer.deserialize(kwargs_buffer, for_code=False)
         if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
             raise TypeError(
                 f"args must be a tuple and kwargs a dict, got {type(args).__name__} and "

@@ -45,6 +45,7 @@ def run_endpoint(
     max_retries_on_system_failure: int = 0,
     heartbeat_s: float = 5.0,
     on_ready: Callable[[str], None] | None = None,
+    allowed_serializers: Sequence[str] | None = None,
 ) -> None:
     """Register an endpoint and serve tasks until it is stopped.
 
@@ -61,12 +62,20 @@ def run_endpoint(
         max_retries_on_system_failure: Extra runs of a task lost with a worker or the agent.
         heartbeat_s: Seconds between heartbeats.
         on_ready: Called with the endpoint id once registered and running.
+        allowed_serializers: The deserializer allow-list tasks are held to (see ``Agent``);
+            None takes the config file's ``engine.allowed_serializers``, if any.
 
     Raises:
         ServiceRefused: If the service refuses the registration.
         EndpointConfigError: If the config file is malformed.
+        SerdeError: If ``allowed_serializers`` is not a valid allow-list.
     """
-    display_name = load_endpoint_config(config).display_name if config is not None else None
+    endpoint_config = load_endpoint_config(config) if config is not None else None
+    display_name = endpoint_config.display_name if endpoint_config else None
+    if allowed_serializers is None:
+        allowed_serializers = endpoint_config.allowed_serializers if endpoint_config else ()
+    if allowed_serializers:
+        log.info("tasks must use these deserializers: %s", ", ".join(allowed_serializers))
     agent = Agent(
         service_url,
         token,
@@ -75,6 +84,7 @@ def run_endpoint(
         heartbeat_s=heartbeat_s,
         max_retries_on_system_failure=max_retries_on_system_failure,
         display_name=display_name,
+        allowed_serializers=allowed_serializers,
     )
     restore = _install_signal_handlers(agent)
     try:
@@ -144,6 +154,10 @@ def read_token(token_file: str | None) -> str:
     raise ValueError(f"no token: pass --token-file PATH or set ${TOKEN_VARIABLE}")
 
 
+def _split_list(value: str | None) -> list[str] | None:
+    return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m globus_compute.endpoint",
@@ -161,6 +175,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", choices=sorted(ENGINES), default="process")
     parser.add_argument("--config", default=None, help="endpoint config file (parsl engine)")
     parser.add_argument("--max-retries-on-system-failure", type=int, default=0, metavar="K")
+    parser.add_argument(
+        "--allowed-serializers",
+        default=None,
+        metavar="PATHS",
+        help="comma-separated deserializers tasks may use, e.g. 'globus_compute_sdk.*Code,"
+        "globus_compute_sdk.serialize.JSONData' (default: the config file's, else any)",
+    )
     parser.add_argument("--heartbeat-s", type=float, default=5.0, help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="WARNING", help="stderr log level")
     return parser.parse_args(argv)
@@ -196,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_retries_on_system_failure=args.max_retries_on_system_failure,
             heartbeat_s=args.heartbeat_s,
             on_ready=announce,
+            allowed_serializers=_split_list(args.allowed_serializers),
         )
     except Exception as exc:
         log.error("endpoint failed: %s", exc)

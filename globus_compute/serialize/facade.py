@@ -115,23 +115,42 @@ class ComputeSerializer:
                 f"{kind} serialization strategy {type(strategy).__name__} failed"
             ) from exc
 
-    def deserialize(self, payload: str) -> Any:
+    def deserialize(self, payload: str, *, for_code: bool | None = None) -> Any:
         """Rebuild the object a serialized string stands for, whichever strategy wrote it.
 
+        Args:
+            payload: A serialized string with its strategy header.
+            for_code: True if ``payload`` must be a function (a code strategy), False if it
+                must be data (arguments); None accepts either. An endpoint says which, so that
+                an allow-list of code strategies for functions does not also let dill-pickled
+                *arguments* through under a code header.
+
         Raises:
-            DeserializationError: For an unknown header, or a strategy outside the allow-list.
+            DeserializationError: For an unknown header, a strategy outside the allow-list, or
+                one of the wrong kind.
             Exception: Whatever the strategy raises on a corrupt payload, unchanged, so that an
                 endpoint can report e.g. the missing module by name.
         """
         header = payload[:IDENTIFIER_LENGTH]
         strategy = self._readers.get(header)
         if strategy is None:
-            strategy = strategy_for_header(header)
-            if strategy is None:
-                raise DeserializationError(f"Invalid header: {header} in data payload")
-            self.assert_deserializer_allowed(strategy)
-            self._readers[header] = strategy
+            strategy = self._reader_for(header)
+        if for_code is not None and strategy.for_code != for_code:
+            what, want = ("function", "code") if for_code else ("arguments", "data")
+            raise DeserializationError(
+                f"The {what} buffer is serialized with {type(strategy).__name__}, which is not a "
+                f"{want} serializer; the {what} must use a {want} serializer"
+            )
         return strategy.deserialize(payload)
+
+    def _reader_for(self, header: str) -> SerializationStrategy:
+        """The strategy for ``header``, checked against the allow-list once, then cached."""
+        strategy = strategy_for_header(header)
+        if strategy is None:
+            raise DeserializationError(f"Invalid header: {header} in data payload")
+        self.assert_deserializer_allowed(strategy)
+        self._readers[header] = strategy
+        return strategy
 
     def assert_deserializer_allowed(self, strategy: SerializationStrategy) -> None:
         """Raise unless the allow-list (if any) permits ``strategy``.
@@ -169,15 +188,20 @@ class ComputeSerializer:
 
         Raises:
             ValueError: If the framing is broken (the :func:`unpack_buffers` messages).
-            DeserializationError: If there are not exactly three buffers, or as
-                :meth:`deserialize`.
+            DeserializationError: If there are not exactly three buffers, the function is not
+                code or the arguments are not data, or as :meth:`deserialize`.
         """
         buffers = unpack_buffers(packed_buffer)
         if len(buffers) != TASK_BUFFER_COUNT:
             raise DeserializationError(
                 f"Unpack expects {TASK_BUFFER_COUNT} buffers, got {len(buffers)}"
             )
-        return [self.deserialize(buffer) for buffer in buffers]
+        function, args, kwargs = buffers
+        return [
+            self.deserialize(function, for_code=True),
+            self.deserialize(args, for_code=False),
+            self.deserialize(kwargs, for_code=False),
+        ]
 
     @staticmethod
     def serialize_from_list(data: Any, strategies: Iterable[Strategylike] | None) -> str:

@@ -6,10 +6,17 @@ import json
 import platform
 
 import dill
+import globus_sdk
 import pytest
+import responses
 from responses import matchers
 
-from globus_compute.errors import SerializationError, TaskExecutionFailed, TaskPending
+from globus_compute.errors import (
+    SerializationError,
+    TaskExecutionFailed,
+    TaskPending,
+    UntrustedResult,
+)
 from globus_compute.serialize import ComputeSerializer
 from tests.support.clients import BASE, make_client
 
@@ -18,6 +25,12 @@ T2 = "aaaaaaaa-0000-0000-0000-000000000002"
 T3 = "aaaaaaaa-0000-0000-0000-000000000003"
 T4 = "aaaaaaaa-0000-0000-0000-000000000004"
 SER = ComputeSerializer()
+
+
+def responses_mock() -> responses.RequestsMock:
+    return responses.RequestsMock(assert_all_requests_are_fired=True)
+
+
 SAME_ENV = {"python_version": platform.python_version(), "dill_version": dill.__version__}
 
 
@@ -202,3 +215,94 @@ def test_cache_is_bounded_lru(rsps):
     rsps.get(f"{BASE}/v2/tasks/{T2}", json=success(T2, "again"))
     assert client.get_result(T2) == "again"
     assert [json.loads(c.response.text)["task_id"] for c in rsps.calls] == [T1, T2, T3, T2]
+
+
+# -- results of endpoints the caller does not own (issue 15) -------------------------------------
+
+MINE = "eeeeeeee-0000-0000-0000-00000000000a"
+THEIRS = "eeeeeeee-0000-0000-0000-00000000000b"
+FN = "ffffffff-0000-0000-0000-000000000001"
+
+
+class Boom:
+    """Unpickling this calls ``boom``: what a crafted result pickle does to its reader."""
+
+    def __reduce__(self):
+        return (_record_unpickle, ("ran",))
+
+
+UNPICKLED: list[str] = []
+
+
+def _record_unpickle(value: str) -> str:
+    UNPICKLED.append(value)
+    return value
+
+
+def _submitted(rsps, client, endpoint: str, task_id: str) -> None:
+    answer = {"request_id": "r", "task_group_id": T4, "endpoint_id": endpoint,
+              "tasks": {FN: [task_id]}}  # fmt: skip
+    rsps.post(f"{BASE}/v3/endpoints/{endpoint}/submit", json=answer)
+    batch = client.create_batch()
+    batch.add(FN, (1,))
+    client.batch_run(endpoint, batch)
+
+
+def _mine(rsps) -> None:
+    rsps.get(f"{BASE}/v2/endpoints", json=[{"uuid": MINE, "name": "mine", "owner": "me"}])
+
+
+def test_dill_result_of_a_foreign_endpoint_is_not_unpickled():
+    """Regression (issue 15): a crafted result pickle from someone else's public endpoint ran
+    code in the submitter's process when it asked for the result."""
+    UNPICKLED.clear()
+    with responses_mock() as rsps:
+        client = make_client(trust_foreign_results=False)
+        _submitted(rsps, client, THEIRS, T1)
+        _mine(rsps)
+        # The document even claims the task ran on an endpoint of ours: the submit knows better.
+        rsps.get(f"{BASE}/v2/tasks/{T1}",
+                 json=success(T1, Boom(), details={"endpoint_id": MINE}))  # fmt: skip
+        with pytest.raises(UntrustedResult, match=f"endpoint {THEIRS}, which you do not own"):
+            client.get_result(T1)
+    assert UNPICKLED == []
+
+
+def test_json_results_of_foreign_endpoints_and_dill_results_of_own_ones_are_read():
+    with responses_mock() as rsps:
+        client = make_client(trust_foreign_results=False)
+        _submitted(rsps, client, THEIRS, T1)
+        _submitted(rsps, client, MINE, T2)
+        rsps.get(f"{BASE}/v2/tasks/{T1}", json={**success(T1, 0), "result": '11\n{"a": [1]}'})
+        _mine(rsps)  # asked once, at the first result that needs it
+        rsps.get(f"{BASE}/v2/tasks/{T2}", json=success(T2, {"dill": True}))
+        rsps.get(f"{BASE}/v2/tasks/{T3}",
+                 json=success(T3, 3, details={"endpoint_id": MINE}))  # fmt: skip
+        assert client.get_result(T1) == {"a": [1]}
+        assert client.get_result(T2) == {"dill": True}
+        assert client.get_result(T3) == 3  # not submitted here: the document names the endpoint
+        listed = [c for c in rsps.calls if c.request.url.endswith("/v2/endpoints")]
+        assert len(listed) == 1
+
+
+def test_trust_foreign_results_reads_them_and_says_so_loudly(caplog):
+    UNPICKLED.clear()
+    with responses_mock() as rsps:
+        client = make_client(trust_foreign_results=True)
+        _submitted(rsps, client, THEIRS, T1)
+        rsps.get(f"{BASE}/v2/tasks/{T1}", json=success(T1, Boom()))
+        assert client.get_result(T1) == "ran"
+    assert UNPICKLED == ["ran"]
+    assert "trust_foreign_results=True" in caplog.text
+
+
+def test_untrusted_result_is_not_cached_and_a_failed_ownership_request_is_not_a_verdict():
+    with responses_mock() as rsps:
+        client = make_client(trust_foreign_results=False)
+        rsps.get(f"{BASE}/v2/endpoints", json={"code": "X", "message": "down"}, status=400)
+        rsps.get(f"{BASE}/v2/tasks/{T1}", json=success(T1, 1, details={"endpoint_id": MINE}))
+        with pytest.raises(globus_sdk.GlobusAPIError):
+            client.get_result(T1)  # the request failed: retried later, not "untrusted"
+        _mine(rsps)
+        rsps.get(f"{BASE}/v2/tasks/{T1}", json=success(T1, 1, details={"endpoint_id": MINE}))
+        assert client.get_result(T1) == 1

@@ -8,6 +8,7 @@ import dill
 import pytest
 
 from globus_compute.endpoint.execution import RESULT_SIZE_LIMIT, TaskRunner
+from globus_compute.errors import SerdeError
 from globus_compute.serialize import ComputeSerializer
 
 SER = ComputeSerializer()
@@ -102,11 +103,68 @@ def test_function_is_deserialized_once_per_worker(monkeypatch):
     calls = []
     original = runner.serializer.deserialize
 
-    def counting(payload):
+    def counting(payload, **kwargs):
         calls.append(payload[:2])
-        return original(payload)
+        return original(payload, **kwargs)
 
     monkeypatch.setattr(runner.serializer, "deserialize", counting)
     for i in range(5):
         assert SER.deserialize(runner.run(make_task(double, i))["result"]) == 2 * i
     assert calls.count("01") == 1
+
+
+# -- the endpoint's deserializer allow-list (issue 15) ------------------------------------------
+
+JSON_ARGS_ONLY = ("globus_compute_sdk.*Code", "globus_compute_sdk.serialize.JSONData")
+#: Set by ``Crafted`` when a worker unpickles it.
+CRAFTED_RAN: list[str] = []
+
+
+class Crafted:
+    """An "argument" whose unpickling runs code on the endpoint."""
+
+    def __reduce__(self):
+        return (CRAFTED_RAN.append, ("pwned",))
+
+
+def _task_with_buffers(function_buffer: str, args_buffer: str, kwargs_buffer: str) -> dict:
+    task = make_task(double, 0)
+    task["task_buffer"] = SER.pack_buffers([function_buffer]) + SER.pack_buffers(
+        [args_buffer, kwargs_buffer]
+    )
+    return task
+
+
+def test_json_only_arguments_run_and_pickled_arguments_fail_without_being_loaded():
+    """Regression (issue 15): nothing restricted an endpoint's deserializers, so a crafted
+    argument pickle to an allowed function ran arbitrary code on the endpoint."""
+    runner = TaskRunner(EP_ID, allowed_serializers=JSON_ARGS_ONLY)
+    json_ser = ComputeSerializer(strategy_data="globus_compute_sdk.serialize.JSONData")
+    ok = _task_with_buffers(SER.serialize(double), json_ser.serialize([21]), json_ser.serialize({}))
+    assert SER.deserialize(runner.run(ok)["result"]) == 42
+    CRAFTED_RAN.clear()
+    for args_buffer in (
+        SER.serialize((Crafted(),)),  # dill data, 00
+        "01\n" + SER.serialize((Crafted(),))[3:],  # the same pickle under a code header
+    ):
+        result = runner.run(_task_with_buffers(SER.serialize(double), args_buffer, "11\n{}"))
+        assert result["status"] == "failed"
+        assert "could not be started" in result["exception"]
+        assert "DeserializationError" in result["exception"]
+    assert CRAFTED_RAN == []
+
+
+def test_arguments_under_a_code_header_are_refused_even_without_an_allow_list():
+    CRAFTED_RAN.clear()
+    crafted = "01\n" + SER.serialize((Crafted(),))[3:]
+    result = TaskRunner(EP_ID).run(_task_with_buffers(SER.serialize(double), crafted, "11\n{}"))
+    assert result["status"] == "failed"
+    assert "arguments buffer is serialized with DillCode, which is not a data serializer" in (
+        result["exception"]
+    )
+    assert CRAFTED_RAN == []
+
+
+def test_a_bad_allow_list_fails_when_the_runner_is_built():
+    with pytest.raises(SerdeError):
+        TaskRunner(EP_ID, allowed_serializers=["globus_compute_sdk.serialize.JSONData"])

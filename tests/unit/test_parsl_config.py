@@ -181,3 +181,21 @@ def test_slurm_example_renders_a_submit_script(tmp_path, monkeypatch):
     assert "#SBATCH --constraint=cpu" in script
     assert "module load python/3.11; source ~/venvs/compute/bin/activate" in script
     assert "srun --ntasks 2" in script and "--cpu-bind=none" in script
+
+
+def test_allowed_serializers_are_read_from_the_engine_section_and_checked():
+    """The reference endpoint's key, ``engine.allowed_serializers``; not passed on to HTEX."""
+    config = parse_endpoint_config(
+        "engine:\n  allowed_serializers:\n    - globus_compute_sdk.*Code\n"
+        "    - globus_compute_sdk.serialize.JSONData\n"
+    )
+    assert config.allowed_serializers == (
+        "globus_compute_sdk.*Code", "globus_compute_sdk.serialize.JSONData")  # fmt: skip
+    build_parsl_executor(config, 1)  # not an unknown HTEX option
+    for bad, why in (
+        ("allowed_serializers: JSONData", "must be a list"),
+        ("allowed_serializers: [globus_compute_sdk.serialize.JSONData]", "at least one code"),
+        ("allowed_serializers: [no.such.Strategy, globus_compute_sdk.*Data]", "Invalid strategy"),
+    ):
+        with pytest.raises(EndpointConfigError, match=why):
+            parse_endpoint_config(f"engine:\n  {bad}\n")

@@ -245,9 +245,27 @@ def test_report_results_stores_them_and_wakes_the_tasks_waiters(ctx: ServiceCont
         "status": "success",
         "result": "00\nx\n",
         "completion_t": "1.5",
+        "details": {"endpoint_id": eid},
     }
     assert docs[bad]["exception"] == "boom\n"
     assert agent.report_results(ctx, alice, eid, body) == (0, 2)  # idempotent
+
+
+def test_reported_details_name_the_reporting_endpoint_whatever_the_agent_says(
+    ctx: ServiceContext,
+) -> None:
+    """Submitters trust a dill result only from their own endpoints, by ``details.endpoint_id``:
+    an agent claiming to be another endpoint must not be believed."""
+    alice, fid, eid = _setup(ctx)
+    mallory = _user(ctx, "mallory")
+    mal_ep = endpoints.register_endpoint(ctx, mallory, "public", public=True)
+    (tid,) = tasks.submit(ctx, alice, mal_ep, {"tasks": {fid: ["a"]}}).tasks[fid]
+    _claim(ctx, mallory, mal_ep)
+    forged = {"task_id": tid, "status": "success", "result": "00\nx\n", "completion_t": "1",
+              "details": {"endpoint_id": eid, "os": "Linux"}}  # fmt: skip
+    assert agent.report_results(ctx, mallory, mal_ep, {"results": [forged]}) == (1, 0)
+    doc = ctx.store.tasks.task_documents(alice.id, [tid])[tid]
+    assert doc["details"] == {"endpoint_id": mal_ep, "os": "Linux"}
 
 
 @pytest.mark.parametrize(

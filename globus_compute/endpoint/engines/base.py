@@ -44,11 +44,14 @@ class EngineContext:
         result_sink: Called with each batch of finished results.
         max_retries_on_system_failure: Extra runs allowed for a task lost with its worker (the
             reference endpoint's setting name); 0 fails it on the first loss.
+        allowed_serializers: The deserializer allow-list every worker's ``TaskRunner`` enforces
+            (the reference setting name); empty allows every strategy.
     """
 
     endpoint_id: str
     result_sink: ResultSink
     max_retries_on_system_failure: int = 0
+    allowed_serializers: tuple[str, ...] = ()
 
 
 class Engine(abc.ABC):

@@ -32,6 +32,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,21 +76,25 @@ USER_ENDPOINT_CONFIG_TEXT = (
     "runs a single-user Parsl engine; submit without user_endpoint_config.\n"
 )
 
-# One runner per HTEX worker process and endpoint: its function cache outlives a task.
-_RUNNERS: dict[str, TaskRunner] = {}
+# One runner per HTEX worker process, endpoint and allow-list: its function cache outlives a task.
+_RUNNERS: dict[tuple[str, tuple[str, ...]], TaskRunner] = {}
 
 
-def run_in_htex_worker(buffer: bytes, endpoint_id: str) -> TaskResult:
+def run_in_htex_worker(
+    buffer: bytes, endpoint_id: str, allowed_serializers: Sequence[str] = ()
+) -> TaskResult:
     """Run one pickled ``ClaimedTask`` inside an HTEX worker; never raises for the task.
 
     HTEX calls this through the ``task_executor`` context instead of its own
-    ``execute_task``, so the task buffer is read by our serializer, not Parsl's.
+    ``execute_task``, so the task buffer is read by our serializer (enforcing the endpoint's
+    ``allowed_serializers``), not Parsl's.
     """
-    runner = _RUNNERS.get(endpoint_id)
+    key = (endpoint_id, tuple(allowed_serializers))
+    runner = _RUNNERS.get(key)
     if runner is None:
         from globus_compute.endpoint.execution import TaskRunner
 
-        runner = _RUNNERS[endpoint_id] = TaskRunner(endpoint_id)
+        runner = _RUNNERS[key] = TaskRunner(endpoint_id, allowed_serializers=key[1])
     task: ClaimedTask = pickle.loads(buffer)
     return runner.run(task)
 
@@ -296,9 +301,11 @@ class ParslEngine(Engine):
                 f"{task.get('resource_specification') or {}!r} is not supported by this endpoint's "
                 f"Parsl {type(self._htex).__name__}.\n{_exception_line(exc)}"
             )
-        context: dict[str, Any] = {
-            "task_executor": {"f": WORKER_ENTRY, "k": {"endpoint_id": self._context.endpoint_id}}
+        entry_kwargs = {
+            "endpoint_id": self._context.endpoint_id,
+            "allowed_serializers": self._context.allowed_serializers,
         }
+        context: dict[str, Any] = {"task_executor": {"f": WORKER_ENTRY, "k": entry_kwargs}}
         if spec:
             context["resource_spec"] = spec
         try:

@@ -167,7 +167,13 @@ class ProcessEngine(Engine):
         slot.running = self._mp.RawValue("q", -1)
         slot.process = self._mp.Process(
             target=worker_main,
-            args=(task_recv, result_send, slot.running, self._context.endpoint_id),
+            args=(
+                task_recv,
+                result_send,
+                slot.running,
+                self._context.endpoint_id,
+                self._context.allowed_serializers,
+            ),
             name=f"compute-worker-{index}",
         )
         slot.process.start()

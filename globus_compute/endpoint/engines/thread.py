@@ -53,7 +53,9 @@ class ThreadEngine(Engine):
         with self._lock:
             self._lifecycle.begin_start()
             self._context = context
-            self._runner = TaskRunner(context.endpoint_id)
+            self._runner = TaskRunner(
+                context.endpoint_id, allowed_serializers=context.allowed_serializers
+            )
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="engine-thread-worker")
             self._delivery = threading.Thread(
                 target=self._delivery_loop, name="engine-thread-results"

@@ -37,6 +37,7 @@ def worker_main(
     result_conn: Connection,
     running: Any,
     endpoint_id: str,
+    allowed_serializers: tuple[str, ...] = (),
 ) -> None:
     """Run chunks until told to stop or until the engine's end of the pipes closes.
 
@@ -46,12 +47,13 @@ def worker_main(
         running: A ``multiprocessing`` shared ``c_longlong`` (``RawValue("q")``) holding the
             running task's ``seq``, or a negative idle marker.
         endpoint_id: Reported in every result's ``details``.
+        allowed_serializers: The endpoint's deserializer allow-list (see ``TaskRunner``).
     """
     # Ctrl-C in a terminal reaches the whole process group; the agent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from globus_compute.endpoint.execution import TaskRunner
 
-    runner = TaskRunner(endpoint_id)
+    runner = TaskRunner(endpoint_id, allowed_serializers=allowed_serializers)
     clock = time.monotonic
     while True:
         try:
