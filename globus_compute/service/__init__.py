@@ -11,6 +11,9 @@ through three layers, each importing only the one below it::
     store/                      SQLite: one Database, one store per concept, records.py values
 
 ``context.ServiceContext`` (config, store, notifier) is what every service function is handed.
+``server.serve`` listens on a loopback TCP port (for any client with a token) and on the state
+dir's Unix socket (``globus_compute.local_socket``: for the owner's own clients, which must not
+trust whoever holds a TCP port).
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ def hash_token(token: str) -> str:
 def new_token() -> str:
     """A fresh bearer token that never starts with "-".
 
-    Tokens travel on command lines (``--token TOKEN``), where argparse takes a leading dash for
-    an option: one token in 64 made ``LocalCompute`` fail to start its endpoint.
+    Tokens no longer travel on command lines (every local user can read those), but one
+    pasted into a tool's option must still not read as an option: argparse takes a leading
+    dash for one, and one token in 64 would start with it.
     """
     while True:
         token = secrets.token_urlsafe(32)
