@@ -384,14 +384,25 @@ def test_existing_state_dir_of_ours_is_tightened_and_others_are_refused(shared: 
     """An existing state dir of ours with wider modes is tightened to 0700 (with a
     warning); a dir another user owns, or could replace through its parent, is refused."""
     wide = shared / "wide"
-    layout.write_token_file(layout.token_path(wide), "tok")
-    os.chmod(wide, 0o777)  # as an older version, or a umask of 000, left them
-    os.chmod(wide / "tokens", 0o755)
-    os.chmod(layout.token_path(wide), 0o644)
-    with LocalCompute(workers=1, state_dir=wide) as local:
-        assert local.client().get_endpoint_status(local.endpoint_id or "")["status"] == "online"
-    for path, mode in ((wide, 0o700), (wide / "tokens", 0o700), (layout.token_path(wide), 0o600)):
-        assert stat.S_IMODE(path.stat().st_mode) == mode, path
+    token = ""
+    for _run in range(2):  # a new identity, then one whose token file is already there
+        if _run:
+            os.chmod(wide, 0o777)  # as an older version, or a umask of 000, left them
+            os.chmod(wide / "tokens", 0o755)
+            os.chmod(layout.token_path(wide), 0o644)
+            os.chmod(layout.database_path(wide), 0o644)
+        with LocalCompute(workers=1, state_dir=wide) as local:
+            client = local.client()
+            assert client.get_endpoint_status(local.endpoint_id or "")["status"] == "online"
+            assert local.token and local.token == (token or local.token)  # kept on the rerun
+            token = local.token
+        for path, mode in (
+            (wide, 0o700),
+            (wide / "tokens", 0o700),
+            (layout.token_path(wide), 0o600),
+            (layout.database_path(wide), 0o600),
+        ):
+            assert stat.S_IMODE(path.stat().st_mode) == mode, path  # fmt: skip
 
     theirs = shared / "theirs"
     theirs.mkdir()

@@ -45,6 +45,8 @@ class IdentityStore:
         if row is not None:
             token = state_dir_mod.read_token_file(path)
             if token is not None and hash_token(token) == row[0]:
+                # Rewritten, so that a token file or dir left with wider modes is tightened.
+                state_dir_mod.write_token_file(path, token)
                 return token
         token = new_token()
         with self._database.transaction() as db:
