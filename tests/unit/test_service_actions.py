@@ -245,7 +245,6 @@ def test_report_results_stores_them_and_wakes_the_tasks_waiters(ctx: ServiceCont
         "status": "success",
         "result": "00\nx\n",
         "completion_t": "1.5",
-        "details": {"endpoint_id": eid},
     }
     assert docs[bad]["exception"] == "boom\n"
     assert agent.report_results(ctx, alice, eid, body) == (0, 2)  # idempotent

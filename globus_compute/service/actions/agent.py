@@ -1,7 +1,8 @@
 """What an endpoint's agent does through the private routes: heartbeat, claim, report results.
 
 Only the endpoint's owner may act as its agent; anyone else gets 404, as if it did not exist.
-A result's ``details.endpoint_id`` is set here to the endpoint that reported it.
+A result's ``details.endpoint_id``, if it has details, is set here to the endpoint that reported
+it.
 A claim is a long poll: with nothing queued it parks until a submit or a lease release wakes
 the endpoint (or ``wait_s`` passes). Results are idempotent: one for a task that is already
 terminal is ignored.
@@ -166,7 +167,10 @@ def report_results(
     for result in parsed:
         # Which endpoint ran a task is the service's to say, not the agent's: submitters decide
         # by it whether to unpickle the result (an agent could claim to be one of theirs).
-        result["details"] = {**result.get("details", {}), "endpoint_id": ep.id}
+        # Results without details keep none (the reference SDK warns about details that lack
+        # versions); a Client reads no dill result of an endpoint it cannot identify.
+        if "details" in result:
+            result["details"] = {**result["details"], "endpoint_id": ep.id}
     accepted = ctx.store.tasks.store_results(ep.id, parsed) if parsed else 0
     ctx.notifier.notify_tasks(r["task_id"] for r in parsed)
     return accepted, len(parsed) - accepted
