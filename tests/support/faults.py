@@ -162,7 +162,9 @@ def run_starts(log_path: str | os.PathLike[str]) -> dict[int, list[float]]:
     return dict(starts)
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = RESULT_DEADLINE_S) -> None:
+def wait_until(
+    condition: Callable[[], bool], what: str, timeout: float = RESULT_DEADLINE_S
+) -> None:
     """Poll ``condition`` every 20 ms until it holds; fail naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     pause = threading.Event()
