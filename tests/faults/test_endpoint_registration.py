@@ -31,6 +31,11 @@ TASKS = 6
 TASK_S = 1.0
 
 
+def not_allowed() -> int:
+    """A function outside the endpoint's allow-list."""
+    return 1
+
+
 def test_updating_an_endpoint_takes_no_task_from_its_running_agent(
     local_stack: Callable[..., LocalCompute], tmp_path: Path
 ) -> None:
@@ -83,6 +88,6 @@ def test_the_owners_settings_survive_an_agent_restart(
         ex.register_function(logged_run, function_id=function_id)
         future = ex.submit(logged_run, runs, 5)
         assert future.result(timeout=60) == (5, 25)
-        refused = ex.submit(pow, 2, 3)
+        refused = ex.submit(not_allowed)
         wait_all([refused])
         assert refused.exception(timeout=0) is not None

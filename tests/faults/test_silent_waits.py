@@ -123,7 +123,7 @@ def test_a_thawed_agent_starts_no_task_the_service_failed(
 
 
 def test_parsl_engine_starts_without_an_activated_venv(
-    local_stack: Callable[..., LocalCompute], monkeypatch: pytest.MonkeyPatch
+    local_stack: Callable[..., LocalCompute], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     pytest.importorskip("parsl")
     bin_dir = os.path.dirname(sys.executable)
@@ -131,7 +131,7 @@ def test_parsl_engine_starts_without_an_activated_venv(
     monkeypatch.setenv("PATH", os.pathsep.join(path) or os.defpath)
     local = local_stack(workers=1, engine="parsl")
     with local.executor(client=source_client(local)) as ex:
-        assert ex.submit(pow, 2, 5).result(timeout=90) == 32
+        assert ex.submit(logged_run, str(tmp_path / "runs.log"), 5).result(timeout=90) == (5, 25)
 
 
 def test_a_child_that_exits_at_once_is_reported_as_such(tmp_path: Path) -> None:
