@@ -7,10 +7,9 @@
                         │ requeue tasks of a dead worker                              │ batches
     result_sink ◄── [results thread] ◄── result batch ◄── result pipe ◄──────────────┘
                         ▲
-                        └── worker i's process sentinel: died -> the tasks it had started
-                            (shared-memory index: the running one, and any finished whose
-                            result was not sent yet) fail or retry; the rest are requeued;
-                            a new worker starts
+                        └── worker i's process sentinel: died -> results it had not sent
+                            are read from its shared block; the task it died in (shared-memory
+                            index) fails or retries; the rest are requeued; a new worker starts
 
 Why two threads: a send blocks while a worker's task pipe is full, and the worker only reads it
 after its results are drained, so the thread that drains results must never be the one that
@@ -20,13 +19,16 @@ How much each worker holds: enough queued work for about :data:`QUEUED_WORK_S` s
 from measured task durations (no-op tasks travel in chunks of hundreds, one-second tasks one at
 a time so an idle worker is never stuck behind a busy one's queue).
 
-At most once: a worker sends the results of short tasks in batches, so when it dies, tasks it
-ran may have no result here yet. Each of them counts as one run lost with its worker, exactly
-like the task it died in: re-run only within ``1 + max_retries_on_system_failure`` runs, else
-failed with ``WorkerLost`` text (saying when it had finished). Only tasks it never started are
-requeued for free. While the agent's leases are in doubt (``EngineContext.leases_current``) no
-chunk is sent, and :meth:`ProcessEngine.drop` takes back queued tasks the service resolved;
-the few already sent to a worker (at most :data:`QUEUED_WORK_S` of work) still run.
+At most once: a worker sends the results of short tasks in batches, but keeps each one in a
+shared-memory block from the moment its task returns (``result_buffer.py``), so when it dies its
+finished tasks keep their results. A task it had started with no result anywhere (the one it
+died in) counts as one run lost with its worker: re-run only within ``1 +
+max_retries_on_system_failure`` runs, else failed with ``WorkerLost`` text. Only tasks it never
+started are requeued for free.
+
+While the agent's leases are in doubt (``EngineContext.leases_current``) no chunk is sent, and
+:meth:`ProcessEngine.drop` takes back queued tasks the service resolved; the few already sent to
+a worker (at most :data:`QUEUED_WORK_S` of work) still run.
 
 Every worker is tied to the agent (see ``worker.py``) and dies with it; :meth:`shutdown` asks
 all workers to exit, waits for them together, then terminates and kills what is left.
@@ -47,6 +49,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from globus_compute.endpoint.engines.base import Engine, EngineContext, attempts_allowed
+from globus_compute.endpoint.engines.result_buffer import ResultBuffer, decode_records
 from globus_compute.endpoint.engines.worker import NOTHING_STARTED, last_started, worker_main
 from globus_compute.endpoint.lifecycle import Lifecycle, State
 from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
@@ -80,6 +83,8 @@ class _WorkerSlot:
         self.running: Any = None
         #: The engine's end of the worker's lifeline pipe (the worker dies when it closes).
         self.lifeline: Connection | None = None
+        #: Results the worker finished and has not sent yet (read once it died).
+        self.unsent: ResultBuffer | None = None
         #: seq -> task, in the order sent; a worker runs its chunks in that order.
         self.assigned: dict[int, ClaimedTask] = {}
         self.next_seq = 0
@@ -198,6 +203,7 @@ class ProcessEngine(Engine):
         slot.result_conn, result_send = self._mp.Pipe(duplex=False)
         lifeline_recv, slot.lifeline = self._mp.Pipe(duplex=False)
         slot.running = self._mp.RawValue("q", NOTHING_STARTED)
+        slot.unsent = ResultBuffer.allocate(self._mp)
         slot.process = self._mp.Process(
             target=worker_main,
             args=(
@@ -205,6 +211,7 @@ class ProcessEngine(Engine):
                 result_send,
                 slot.running,
                 self._context.endpoint_id,
+                slot.unsent,
                 lifeline_recv,
                 self._mp.get_start_method() == "forkserver",
             ),
@@ -331,7 +338,7 @@ class ProcessEngine(Engine):
     def _receive(self, slot: _WorkerSlot, delivered: list[TaskResult]) -> None:
         assert slot.result_conn is not None
         try:
-            batch = slot.result_conn.recv()
+            batch = decode_records(slot.result_conn.recv_bytes())
         except (EOFError, OSError):
             return  # the sentinel reports the death
         self._accept(slot, batch, delivered)
@@ -356,16 +363,18 @@ class ProcessEngine(Engine):
             self._work_ready.notify()
 
     def _handle_death(self, slot: _WorkerSlot, delivered: list[TaskResult]) -> None:
-        """Keep the results the worker sent; the tasks it started but whose results never came
-        (the running one, finished ones not yet sent) fail or retry; the rest are requeued."""
+        """Keep every result the worker finished (sent, or still in its shared block); a task
+        it started with no result (the one it died in) fails or retries; the rest requeue."""
         assert slot.process is not None and slot.result_conn is not None
         while True:
             try:
                 if not slot.result_conn.poll():
                     break
-                self._accept(slot, slot.result_conn.recv(), delivered)
+                self._accept(slot, decode_records(slot.result_conn.recv_bytes()), delivered)
             except Exception:
-                break  # a batch cut short by the death; its tasks count as started below
+                break  # a message cut short by the death; its records are in the block
+        if slot.unsent is not None:
+            self._accept(slot, slot.unsent.unsent(), delivered)
         slot.process.join(1.0)
         exitcode = slot.process.exitcode
         started_seq, still_running = last_started(slot.running.value)
