@@ -472,6 +472,21 @@ def test_goodbye_makes_the_endpoint_offline_and_hands_back_what_it_held(
     assert _status(ctx, alice, kept) == "running"  # not listed: its lease runs out as usual
 
 
+def test_a_result_for_a_requeued_task_not_yet_rerun_counts(ctx: ServiceContext) -> None:
+    """The agent finished the task; its lease was released meanwhile (re-queued, one retry
+    allowed) and nobody ran it again: the late result resolves it, and it runs no more."""
+    alice, fid, eid = _setup(ctx, metadata={"max_retries_on_system_failure": 1})
+    (tid,) = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["p"]}}).tasks[fid]
+    _claim(ctx, alice, eid)
+    ctx.store.database.connection.execute("UPDATE tasks SET lease_expiry = 0")
+    ctx.store.database.connection.execute("UPDATE endpoints SET last_heartbeat = 0")
+    assert sweep.release_expired_leases(ctx) == ([], {eid: [tid]})
+    result = {"task_id": tid, "status": "success", "result": "00\nx\n", "completion_t": "1"}
+    assert agent.report_results(ctx, alice, eid, {"results": [result]}) == (1, 0)
+    assert _status(ctx, alice, tid) == "success"
+    assert _claim(ctx, alice, eid) == []
+
+
 def test_service_start_renews_every_lease(ctx: ServiceContext) -> None:
     """Regression (issue 14, item 1): a service down longer than the lease failed every
     running task at its restart, blaming the endpoints for its own outage."""
