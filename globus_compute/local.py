@@ -171,7 +171,7 @@ class ChildProcess:
         """
         process = self.process
         if process is not None and process.returncode is None:
-            if _exited(process.pid, 0.0) is False:
+            if not _exited(process.pid, 0.0):
                 process.terminate()
                 if not _exited(process.pid, timeout):
                     log.warning(
@@ -179,7 +179,7 @@ class ChildProcess:
                         self.name,
                         timeout,
                     )
-            _signal_group(process.pid, signal.SIGKILL)
+            _signal_group(process.pid, signal.SIGKILL)  # also whatever it left behind
             process.wait()
         if self._lifeline is not None:
             self._lifeline.close()

@@ -216,8 +216,9 @@ class Agent:
         """Ask for a stop; returns at once (safe in a signal handler).
 
         Args:
-            force: Skip waiting for claimed tasks and give up on unreachable services; their
-                leases expire at the service, which re-queues or fails them.
+            force: Skip waiting for claimed tasks and give up on unreachable services; the
+                goodbye hands the unfinished tasks back (or, if the service cannot be reached,
+                their leases expire), and the service re-queues or fails them.
         """
         if force:
             self._disconnect.set()
