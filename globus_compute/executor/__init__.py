@@ -6,7 +6,7 @@ and imports only modules listed above it (no cycles)::
     future           ComputeFuture (a lean Future with a task id); resolving it from an outcome
     progress         Progress and the thread-safe TaskCounts behind it
     burst_limiter    BurstLimiter: the reference's cap on partial submit batches
-    exit_hook        stopping Executors still open at interpreter exit
+    process_hooks    Executors' background work at interpreter exit and after fork
     registry         FunctionRegistry: function -> function id, so each is registered once
     client_protocol  ExecutorClient: exactly what the Executor needs of a client
     settings         TaskSettings: the per-task settings value; the submit group key
