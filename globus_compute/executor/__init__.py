@@ -11,7 +11,7 @@ and imports only modules listed above it (no cycles)::
     client_protocol  ExecutorClient: exactly what the Executor needs of a client
     settings         TaskSettings: the per-task settings value; the submit group key
     poller           ResultPoller and its frozen PollSettings: one thread polling results
-    watcher          ResultWatcher: the current poller, replaced when it dies
+    watcher          ResultWatcher: the current poller, replaced when it gives up
     submitter        TaskSubmitter: the submit queue and the thread sending it in batches
     reload           a task group's ids and finished outcomes, for ``reload_tasks``
     map              ``Executor.map``: ordered results, deadline, chunks, progress bar
