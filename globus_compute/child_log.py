@@ -83,8 +83,12 @@ class ChildLog:
             log.debug("stopped copying to %s: the pipe closed", self.path, exc_info=True)
 
     def drain(self, stream: IO[str], name: str) -> threading.Thread:
-        """Start a named thread copying ``stream`` here; it ends at the pipe's end of file."""
-        thread = threading.Thread(target=self.copy_from, args=(stream,), name=name)
+        """Start a named thread copying ``stream`` here; it ends at the pipe's end of file.
+
+        A daemon thread: a process that escaped its parent's stop and still holds the pipe
+        open must not hold up the interpreter's exit (writes after :meth:`close` are dropped).
+        """
+        thread = threading.Thread(target=self.copy_from, args=(stream,), name=name, daemon=True)
         thread.start()
         return thread
 

@@ -2,7 +2,9 @@
 
 The first line on stdout is the endpoint id (flushed), so a parent process can read it as a
 handshake; logs go to stderr. SIGTERM or SIGINT stops the agent gracefully (claimed tasks
-finish and are reported); a second one stops it at once.
+finish and are reported); a second one stops it at once. Started with a
+:mod:`~globus_compute.lifeline` (by ``LocalCompute``), it also sends the endpoint id over it,
+and stops at once when its parent is gone.
 
 The owner's bearer token never travels on the command line, where every local user can read
 it (``ps``, ``/proc/<pid>/cmdline``): it comes from ``--token-file`` (a file of the owner's,
@@ -30,6 +32,7 @@ from globus_compute.endpoint.agent import Agent
 from globus_compute.endpoint.config import load_endpoint_config
 from globus_compute.endpoint.engines import ENGINES, create_engine
 from globus_compute.errors import ComputeError
+from globus_compute.lifeline import ChildLifeline
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,10 @@ def run_endpoint(
     config: str | None = None,
     max_retries_on_system_failure: int = 0,
     heartbeat_s: float = 5.0,
+    drain_timeout_s: float = 30.0,
     on_ready: Callable[[str], None] | None = None,
     allowed_serializers: Sequence[str] | None = None,
+    lifeline: ChildLifeline | None = None,
 ) -> None:
     """Register an endpoint and serve tasks until it is stopped.
 
@@ -61,9 +66,12 @@ def run_endpoint(
         config: An endpoint config file (YAML) for the ``parsl`` engine.
         max_retries_on_system_failure: Extra runs of a task lost with a worker or the agent.
         heartbeat_s: Seconds between heartbeats.
+        drain_timeout_s: How long a graceful stop lets claimed tasks finish.
         on_ready: Called with the endpoint id once registered and running.
         allowed_serializers: The deserializer allow-list tasks are held to (see ``Agent``);
             None takes the config file's ``engine.allowed_serializers``, if any.
+        lifeline: The tie to the parent process: its end stops the agent at once (the
+            owner is gone; nobody waits for the tasks).
 
     Raises:
         ServiceRefused: If the service refuses the registration.
@@ -83,10 +91,13 @@ def run_endpoint(
         create_engine(engine, workers, config),
         heartbeat_s=heartbeat_s,
         max_retries_on_system_failure=max_retries_on_system_failure,
+        drain_timeout_s=drain_timeout_s,
         display_name=display_name,
         allowed_serializers=allowed_serializers,
     )
     restore = _install_signal_handlers(agent)
+    if lifeline is not None:
+        lifeline.watch(lambda: agent.stop(force=True))
     try:
         endpoint_id = agent.start()
         if on_ready is not None:
@@ -183,6 +194,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "globus_compute_sdk.serialize.JSONData' (default: the config file's, else any)",
     )
     parser.add_argument("--heartbeat-s", type=float, default=5.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--drain-timeout-s",
+        type=float,
+        default=30.0,
+        help="how long a graceful stop lets claimed tasks finish (default 30)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="stderr log level")
     return parser.parse_args(argv)
 
@@ -198,8 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
     )
 
+    lifeline = ChildLifeline.from_environment()
+
     def announce(endpoint_id: str) -> None:
         print(endpoint_id, flush=True)
+        if lifeline is not None:
+            lifeline.announce(endpoint_id)
 
     try:
         token = read_token(args.token_file)
@@ -216,10 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=args.config,
             max_retries_on_system_failure=args.max_retries_on_system_failure,
             heartbeat_s=args.heartbeat_s,
+            drain_timeout_s=args.drain_timeout_s,
             on_ready=announce,
             allowed_serializers=_split_list(args.allowed_serializers),
+            lifeline=lifeline,
         )
     except Exception as exc:
         log.error("endpoint failed: %s", exc)
         return 1
+    finally:
+        if lifeline is not None:
+            lifeline.close()
     return 0

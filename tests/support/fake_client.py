@@ -3,10 +3,11 @@
 It implements ``globus_compute.executor.client_protocol.ExecutorClient``, the interface the
 Executor needs of a client and nothing more (``tox -e mypy`` checks that it does), with the same
 signatures and answer shapes as the real Client, and "runs" tasks in-process when they are
-submitted (or later, when a test says so). Tests steer it through plain attributes:
-``submit_gate`` holds ``batch_run`` until set, ``submit_errors``/``poll_errors`` make the next
-calls raise, ``submit_answers`` replaces the next submit answers, ``auto_finish=False`` keeps
-tasks pending until ``finish()``.
+submitted (or later, when a test says so). Like the real service it keeps functions and results
+serialized, never the objects themselves, so tests can check what the Executor keeps alive.
+Tests steer it through plain attributes: ``submit_gate`` holds ``batch_run`` until set,
+``submit_errors``/``poll_errors`` make the next calls raise, ``submit_answers`` replaces the next
+submit answers, ``auto_finish=False`` keeps tasks pending until ``finish()``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from globus_compute.client.task_table import TaskOutcome
 from globus_compute.errors import TaskExecutionFailed
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
     from globus_compute.executor.client_protocol import ExecutorClient
 
 WAITING = TaskOutcome(TaskState.WAITING_FOR_EP.value, pending=True)
+
+
+class _Stored(NamedTuple):
+    """A result as the service keeps it: serialized."""
+
+    text: str
 
 
 class FakeBatch:
@@ -61,7 +68,7 @@ class FakeClient:
         self.service_url = service_url
         self.fx_serializer = ComputeSerializer()
         self.auto_finish = auto_finish
-        self.functions: dict[str, Any] = {}
+        self.functions: dict[str, str] = {}  # function id -> serialized function
         self.registrations: list[str] = []
         self.batches: list[FakeBatch] = []
         self.batch_times: list[float] = []
@@ -88,7 +95,7 @@ class FakeClient:
         ha_endpoint_id: UuidLike | None = None,
     ) -> str:
         fid = str(uuid.uuid4())
-        self.functions[fid] = function
+        self.functions[fid] = self.fx_serializer.serialize(function)
         self.registrations.append(fid)
         return fid
 
@@ -163,7 +170,14 @@ class FakeClient:
                 if remaining <= 0:
                     break
                 self._cv.wait(remaining)
-            return {t: self._outcomes[t] for t in ids if t in self._outcomes}
+            found = {t: self._outcomes[t] for t in ids if t in self._outcomes}
+        # As the real Client does, a result is read from its serialized form for each answer.
+        return {t: self._readable(outcome) for t, outcome in found.items()}
+
+    def _readable(self, outcome: TaskOutcome) -> TaskOutcome:
+        if not isinstance(outcome.result, _Stored):
+            return outcome
+        return outcome._replace(result=self.fx_serializer.deserialize(outcome.result.text))
 
     def get_task_group(self, task_group_id: UuidLike) -> dict[str, Any]:
         with self._cv:
@@ -181,7 +195,8 @@ class FakeClient:
                 function_id, payload = self._calls[tid]
                 args, kwargs = map(self.fx_serializer.deserialize, unpack_buffers(payload))
                 try:
-                    result = self.functions[function_id](*args, **kwargs)
+                    function = self.fx_serializer.deserialize(self.functions[function_id])
+                    result = _Stored(self.fx_serializer.serialize(function(*args, **kwargs)))
                     outcome = TaskOutcome(TaskState.SUCCESS.value, False, result, completion_t="1")
                 except Exception:
                     error = TaskExecutionFailed(traceback.format_exc(), "1")
@@ -192,7 +207,8 @@ class FakeClient:
             self._cv.notify_all()
 
     def set_outcome(self, task_id: str, outcome: TaskOutcome) -> None:
-        """Make the service report ``outcome`` for ``task_id`` from now on."""
+        """Make the service report ``outcome`` for ``task_id`` from now on (a successful
+        outcome's ``result`` is the object itself, handed out as it is)."""
         with self._cv:
             self._outcomes[task_id] = outcome
             self._cv.notify_all()
