@@ -75,10 +75,21 @@ class ChildLog:
         self._size = 0
 
     def copy_from(self, stream: IO[str]) -> None:
-        """Copy ``stream`` (a child's text pipe) to the log until end of file."""
+        """Copy ``stream`` (a child's text pipe) to the log until end of file.
+
+        The pipe is read to its end whatever happens to the file: a piece that cannot be
+        written (a full disk) is dropped, with one warning, rather than leave the child
+        blocked on a pipe nobody reads.
+        """
+        warned = False
         try:
             for piece in iter(lambda: stream.readline(MAX_LINE_CHARS), ""):
-                self.write(piece)
+                try:
+                    self.write(piece)
+                except OSError as exc:
+                    if not warned:
+                        log.warning("cannot write to %s (%s); dropping output", self.path, exc)
+                        warned = True
         except (OSError, ValueError):
             log.debug("stopped copying to %s: the pipe closed", self.path, exc_info=True)
 
