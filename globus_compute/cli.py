@@ -9,6 +9,10 @@
 
 ``Client(environment="local")`` talks to ``http://localhost:5000`` with the default identity's
 token from the default state dir, which is what ``up`` and ``serve`` use by default.
+
+``--rate-limit 2 --rate-burst 20`` (``serve`` and ``up``) enforces the hosted service's
+20 requests per 10 s per identity, answering 429 with ``Retry-After`` beyond it: the way to
+rehearse a workload against the hosted limits (README, "Rate limits").
 """
 
 from __future__ import annotations
@@ -31,9 +35,19 @@ def _exec_module(module: str, args: list[str]) -> int:
     return 0  # not reached
 
 
+def _rate_args(ns: argparse.Namespace) -> list[str]:
+    """The service's rate-limit options, as given."""
+    args = []
+    if ns.rate_limit is not None:
+        args += ["--rate-limit", str(ns.rate_limit)]
+    if ns.rate_burst is not None:
+        args += ["--rate-burst", str(ns.rate_burst)]
+    return args
+
+
 def cmd_serve(ns: argparse.Namespace) -> int:
     args = ["--host", ns.host, "--port", str(ns.port), "--state-dir", str(ns.state_dir)]
-    return _exec_module("globus_compute.service", args)
+    return _exec_module("globus_compute.service", args + _rate_args(ns))
 
 
 def cmd_token(ns: argparse.Namespace) -> int:
@@ -69,7 +83,13 @@ def cmd_up(ns: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    local = LocalCompute(workers=ns.workers, engine=ns.engine, state_dir=ns.state_dir, port=ns.port)
+    local = LocalCompute(
+        workers=ns.workers,
+        engine=ns.engine,
+        state_dir=ns.state_dir,
+        port=ns.port,
+        service_args=_rate_args(ns),
+    )
     with local:
         assert local.state_dir is not None
         print(f"service:  {local.base_url}")
@@ -84,6 +104,23 @@ def cmd_up(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _add_rate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        metavar="PER_S",
+        help="requests per second allowed per identity (429 beyond); 2 = the hosted limit",
+    )
+    parser.add_argument(
+        "--rate-burst",
+        type=float,
+        default=None,
+        metavar="N",
+        help="requests an identity may send at once (default: 10 s worth of --rate-limit)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="globus-compute-local",
@@ -96,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--state-dir", default=default_dir)
+    _add_rate_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="print a bearer token, creating the identity")
@@ -116,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     up.add_argument("--engine", choices=["process", "thread", "parsl"], default="process")
     up.add_argument("--state-dir", default=default_dir)
+    _add_rate_options(up)
     up.set_defaults(func=cmd_up)
     return parser
 

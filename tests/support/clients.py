@@ -21,6 +21,8 @@ TOKEN = "tok-123"
 
 
 def make_client(**kwargs: Any) -> Client:
-    """A Client of ``BASE`` with ``TOKEN`` and no construction-time version check."""
+    """A Client of ``BASE`` with ``TOKEN``, no construction-time version check and no request
+    budget (``BASE`` is not loopback, and the tests' requests are free)."""
     kwargs.setdefault("do_version_check", False)
+    kwargs.setdefault("request_budget", None)
     return Client(base_url=BASE, authorizer=globus_sdk.AccessTokenAuthorizer(TOKEN), **kwargs)
