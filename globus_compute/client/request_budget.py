@@ -22,7 +22,8 @@ Clients and Executors of one process often share one identity. So the budget is:
   fills its batch with every task that arrived while it waited, its poller picks the ids
   after its turn came. The kind (:class:`RequestKind`) also tells the poller what the budget
   is busy with (:meth:`RequestBudget.poll_wait`): while full submit batches wait, polls get a
-  tenth of the rate; while the budget is merely tight, half; while it is spare, no limit.
+  tenth of the rate; while partial submits keep it tight, half; otherwise (spare, or nobody
+  but pollers wants it) the bucket alone paces them.
 * **Cancellation.** Waits are cut short by the event of ``with cancelled_by(event):`` in the
   waiting thread (an Executor stopping at interpreter exit), raising ``RequestCancelled``.
   Nothing else bounds them: a request waits as long as its turn takes.
@@ -264,6 +265,12 @@ class RequestBudget:
             self._tokens = min(self._tokens, rate.burst)
             self._cv.notify_all()
 
+    @property
+    def waiting(self) -> int:
+        """Turns waiting now."""
+        with self._cv:
+            return len(self._queue)
+
     def level(self) -> float:
         """Tokens available now (0 while a 429's ``Retry-After`` runs)."""
         with self._cv:
@@ -340,16 +347,22 @@ class RequestBudget:
             now = self._clock()
             self._refill(now)
             per_second = self._rate.per_second
-            bulk_memory = max(1.0, 2.0 / per_second)  # the gap between two full submits
-            last_bulk = self._last_grant.get(RequestKind.BULK, -math.inf)
-            if self._waiting[RequestKind.BULK] or now - last_bulk < bulk_memory:
+            memory = max(1.0, 2.0 / per_second)  # about the gap between two turns of a flood
+            if self._demand(RequestKind.BULK, now, memory):
                 spacing = 1.0 / (per_second * BULK_POLL_SHARE)
-            elif self._queue or self._tokens < self._rate.burst * SPARE_FRACTION:
+            elif self._demand(RequestKind.SUBMIT, now, memory) and (
+                self._queue or self._tokens < self._rate.burst * SPARE_FRACTION
+            ):
                 spacing = 1.0 / (per_second * TIGHT_POLL_SHARE)
             else:
-                return 0.0
+                return 0.0  # spare, or only polls want it: the bucket alone paces them
             last_poll = self._last_grant.get(RequestKind.POLL, -math.inf)
             return max(0.0, last_poll + spacing - now)
+
+    def _demand(self, kind: RequestKind, now: float, memory: float) -> bool:
+        """Whether turns of ``kind`` are waiting, or one was granted within ``memory`` s."""
+        last = self._last_grant.get(kind, -math.inf)
+        return bool(self._waiting[kind]) or now - last < memory
 
     def _grant(self, kind: RequestKind, now: float) -> None:
         self._tokens -= 1.0

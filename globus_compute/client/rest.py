@@ -41,9 +41,17 @@ USER_AGENT = f"globus-compute-{__version__}/globus-compute-sdk-{REFERENCE_SDK_VE
 TRANSIENT_STATUS_CODES = (502, 503, 504)
 
 
+#: Statuses whose ``Retry-After`` the transport honours (its default, less 429: globus-sdk
+#: retries any status listed here, transient or not).
+RETRY_AFTER_STATUS_CODES = (503,)
+
+
 def retry_config() -> RetryConfig:
     """A fresh config per globus-sdk client: each registers its own checks on it."""
-    return RetryConfig(transient_error_status_codes=TRANSIENT_STATUS_CODES)
+    return RetryConfig(
+        transient_error_status_codes=TRANSIENT_STATUS_CODES,
+        retry_after_status_codes=RETRY_AFTER_STATUS_CODES,
+    )
 
 
 class ComputeWebClient:

@@ -14,11 +14,12 @@ Pacing follows two properties of the client, not its URL:
   seen when it returns, which is why ``long_poll_s`` stays short (1 s). With more pending ids
   than one chunk, each chunk is held only briefly so the rotation keeps moving.
 * otherwise (the hosted service): poll ``min_interval_s`` after new tasks arrive or results
-  come back; stretch the interval by half each round that completes nothing, up to
-  ``max_interval_s``. With a ``client.request_budget`` (20 requests / 10 s shared with the
-  submits), also wait for the budget's share for polls (``RequestBudget.poll_wait``): often
-  while requests are spare, every ~1 s while the budget is tight, every ~5 s while full submit
-  batches keep it empty (each poll then carries the results of ten submits), never starved.
+  come back, at once after a full chunk that was mostly finished (more results are waiting);
+  stretch the interval by half each round that completes nothing, up to ``max_interval_s``.
+  With a ``client.request_budget`` (20 requests / 10 s shared with the submits), also wait
+  for the budget's share for polls (``RequestBudget.poll_wait``): every ~5 s while full submit
+  batches keep it empty (each poll then carries the results of ten submits), every ~1 s while
+  partial submits keep it tight, otherwise as the bucket allows: never starved.
   Each poll takes its turn in the budget before it picks its ids (``request_turn``).
 
 How many ids a poll carries is ``poll_chunks.ChunkSizer``'s call: as many as the service takes,
@@ -279,11 +280,13 @@ class ResultPoller:
                     resolved = self._apply(ids, answers)
                     if settings.long_poll:
                         continue
-                    interval = (
-                        settings.min_interval_s
-                        if resolved
-                        else min(settings.max_interval_s, interval * 1.5)
-                    )
+                    if resolved * 2 >= len(ids) and total > len(ids):
+                        interval = 0.0  # a full chunk, mostly finished: more are waiting
+                    elif resolved:
+                        interval = settings.min_interval_s
+                    else:
+                        stretched = max(interval, settings.min_interval_s) * 1.5
+                        interval = min(settings.max_interval_s, stretched)
                     interval = self._pause(interval)
         except BaseException as exc:
             log.exception("Result poller thread failed")
