@@ -22,8 +22,9 @@ Clients and Executors of one process often share one identity. So the budget is:
   fills its batch with every task that arrived while it waited, its poller picks the ids
   after its turn came. The kind (:class:`RequestKind`) also tells the poller what the budget
   is busy with (:meth:`RequestBudget.poll_wait`): while full submit batches wait, polls get a
-  tenth of the rate; while partial submits keep it tight, half; otherwise (spare, or nobody
-  but pollers wants it) the bucket alone paces them.
+  tenth of the rate; while partial submits keep it tight, polls alternate with them (half);
+  otherwise (spare, or nobody but pollers wants it) the bucket alone paces
+  them.
 * **Cancellation.** Waits are cut short by the event of ``with cancelled_by(event):`` in the
   waiting thread (an Executor stopping at interpreter exit), raising ``RequestCancelled``.
   Nothing else bounds them: a request waits as long as its turn takes.
@@ -353,6 +354,12 @@ class RequestBudget:
             elif self._demand(RequestKind.SUBMIT, now, memory) and (
                 self._queue or self._tokens < self._rate.burst * SPARE_FRACTION
             ):
+                # Alternate with the submits: a poll may queue behind a waiting submit, or
+                # after one that was granted since the last poll (its tasks' results).
+                last_submit = self._last_grant.get(RequestKind.SUBMIT, -math.inf)
+                last_poll = self._last_grant.get(RequestKind.POLL, -math.inf)
+                if self._waiting[RequestKind.SUBMIT] or last_submit > last_poll:
+                    return 0.0
                 spacing = 1.0 / (per_second * TIGHT_POLL_SHARE)
             else:
                 return 0.0  # spare, or only polls want it: the bucket alone paces them

@@ -140,7 +140,7 @@ class Executor(concurrent.futures.Executor):
         api_burst_window_s: float = 16,
         amqp_port: int | None = None,
         *,
-        poll_interval_s: float = 0.5,
+        poll_interval_s: float = 0.25,
         max_poll_interval_s: float = 15.0,
         long_poll_s: float = 1.0,
         **kwargs: Any,

@@ -263,7 +263,9 @@ class ResultPoller:
                     if not self.pending_count():
                         if self._idle_or_exit():
                             return
-                        if not settings.long_poll:  # new tasks: give them a moment to finish
+                        if not settings.long_poll and self._turn_is_free():
+                            # New tasks: give them a moment to finish. (If the turn is not
+                            # free, waiting for it is that moment.)
                             interval = self._pause(settings.min_interval_s)
                         continue
                     try:
@@ -329,6 +331,11 @@ class ResultPoller:
         log.warning("Polling %d task(s) failed (%r); retry in %.1fs", self._last_asked, exc, delay)
         self._stop.wait(delay)
         return failures
+
+    def _turn_is_free(self) -> bool:
+        """Whether a poll now would be sent at once (no budget, or a token and no queue)."""
+        budget = self._budget
+        return budget is None or (budget.waiting == 0 and budget.level() >= 1.0)
 
     def _next_chunk(self) -> tuple[list[str], int]:
         size = self.chunks.size()
