@@ -151,7 +151,8 @@ def _measure(proxy: LatencyProxy, work: Callable[[], Outcome]) -> Outcome:
 
 
 def _notes(outcome: Outcome) -> str:
-    kinds = " ".join(f"{k}={outcome.requests[k]}" for k in ("submit", "poll", "register", "other"))
+    order = ("submit", "poll", "register", "version", "other")
+    kinds = " ".join(f"{k}={outcome.requests[k]}" for k in order if outcome.requests[k])
     per_s = sum(outcome.requests.values()) / outcome.elapsed_s
     return (
         f"share {outcome.rate / CEILING:.0%}; requests {kinds} ({per_s:.2f}/s); "
