@@ -158,3 +158,15 @@ def test_long_polls_are_explicit_and_default_from_the_variable_or_the_url(monkey
     monkeypatch.setenv("GLOBUS_COMPUTE_LONG_POLL", "maybe")
     with pytest.raises(ValueError, match="LONG_POLL"):
         client("http://127.0.0.1:1")
+
+
+def test_the_cli_passes_the_rate_limit_to_the_service_for_rehearsals():
+    from globus_compute import cli
+    from globus_compute.service.__main__ import parse_args
+
+    for command in ("serve", "up"):
+        ns = cli.build_parser().parse_args([command, "--rate-limit", "2", "--rate-burst", "20"])
+        assert cli._rate_args(ns) == ["--rate-limit", "2.0", "--rate-burst", "20.0"]
+    assert cli._rate_args(cli.build_parser().parse_args(["serve"])) == []
+    service = parse_args(["--rate-limit", "2.0", "--rate-burst", "20.0"])
+    assert (service.rate_limit, service.rate_burst) == (2.0, 20.0)
