@@ -1,7 +1,7 @@
 """Run every benchmark and print one table: ``python -m benchmarks [--json PATH]``.
 
 ``python -m benchmarks --hosted`` runs only the rehearsal against the hosted service's limits
-(``bench_hosted``, about six minutes).
+(``bench_hosted``, about six minutes); ``--peers`` only the peer table (``bench_peers``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hosted", action="store_true", help="only the run against the hosted service's limits"
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="only the peer table (bench_peers; writes benchmarks/results-peers.json)",
+    )
     ns = parser.parse_args(argv)
+    if ns.peers:
+        from benchmarks import bench_peers
+
+        return bench_peers.main([])
 
     from globus_compute.local import LocalCompute
 

@@ -436,7 +436,7 @@ class Client:
             if remaining <= 0:
                 raise TaskPending(outcome.status)
             if self.long_poll:
-                self.get_task_outcomes([tid], wait=min(remaining, MAX_LONG_POLL_S))
+                self.get_task_outcomes([tid], wait=min(remaining, MAX_LONG_POLL_S), remember=True)
             else:
                 time.sleep(min(remaining, REMOTE_RESULT_POLL_S))
 
@@ -454,16 +454,19 @@ class Client:
                 or ``wait`` seconds pass (our embedded service does, see ``long_poll``; the
                 hosted one ignores it). Keep it below the HTTP timeout (60 s).
         """
-        outcomes = self.get_task_outcomes(task_id_list, wait=wait)
+        outcomes = self.get_task_outcomes(task_id_list, wait=wait, remember=True)
         return {task_id: outcome.as_entry() for task_id, outcome in outcomes.items()}
 
     def get_task_outcomes(
-        self, task_id_list: Iterable[UuidLike], *, wait: float = 0.0
+        self, task_id_list: Iterable[UuidLike], *, wait: float = 0.0, remember: bool = False
     ) -> TaskOutcomes:
         """``get_batch_result`` as typed outcomes: what the Executor's poller reads.
 
-        Same request, same cache, same arguments; each value is a ``TaskOutcome`` instead of
-        the reference's status dict, and ``answer_bytes`` is the size of the service's answer.
+        Same request, same arguments; each value is a ``TaskOutcome`` instead of the
+        reference's status dict, and ``answer_bytes`` is the size of the service's answer.
+        Finished tasks already in the cache come from it, but new ones join it only with
+        ``remember=True``: the Executor hands each result to its future and nothing else, so a
+        result lives exactly as long as the user keeps it.
         """
         task_ids = list(dict.fromkeys(require_uuid(t, "task_id") for t in task_id_list))
         results = TaskOutcomes(
@@ -473,7 +476,7 @@ class Client:
         documents = self._fetch_task_documents(missing, wait, results) if missing else {}
         for tid in missing:
             if tid in documents:
-                results[tid] = self._tasks.update(tid, documents[tid])
+                results[tid] = self._tasks.update(tid, documents[tid], remember=remember)
             else:
                 log.debug("Requested task not in service response: %s", tid)
         return results

@@ -12,9 +12,12 @@ out the reference SDK's status entries, which :meth:`TaskOutcome.as_entry` spell
      "completion_t": "<unix s>", "reason"?: "<service text>", "details"?: {...}}
 
 A document we cannot digest (wrong ``task_id``, undeserializable result) also becomes a finished
-outcome whose ``exception`` says so (``InvalidServiceResponse``, ``SerializationError``): an
-Executor polling for it must learn *why*, rather than wait forever. Those outcomes are not
-cached, since a retry (e.g. after installing a missing module) may succeed.
+outcome whose ``exception`` says so (``InvalidServiceResponse``, ``DeserializationError``) and
+whose status is ``failed``: an Executor polling for it must learn *why*, rather than wait for
+ever or see ``None``. That holds whatever unpickling raises, ``SystemExit`` included: a result
+is data, and reading it must not end the thread reading it. (The one exception is a
+``KeyboardInterrupt`` on the main thread, which may be the user's Ctrl-C.) Those outcomes are
+not cached, since a retry (e.g. after installing a missing module) may succeed.
 
 Finished outcomes are kept in a bounded LRU (``DEFAULT_TASK_CACHE_SIZE`` per Client): a result
 is fetched from the service once, yet a long-running Executor does not grow without limit.
@@ -32,7 +35,11 @@ from typing import Any, NamedTuple, Protocol
 
 import dill
 
-from globus_compute.errors import InvalidServiceResponse, SerializationError, TaskExecutionFailed
+from globus_compute.errors import (
+    DeserializationError,
+    InvalidServiceResponse,
+    TaskExecutionFailed,
+)
 from globus_compute.protocol.states import TaskState, is_terminal
 
 log = logging.getLogger(__name__)
@@ -62,7 +69,7 @@ class TaskOutcome(NamedTuple):
         pending: True until the task reached a terminal state.
         result: The deserialized result of a task that succeeded (``exception`` is None).
         exception: Why a finished task has no result: ``TaskExecutionFailed`` (it failed),
-            ``SerializationError`` (its result cannot be read here) or
+            ``DeserializationError`` (its result cannot be read here) or
             ``InvalidServiceResponse`` (the document is unusable).
         completion_t: When the task finished, unix seconds as the wire's string, if known.
         reason: The service's own failure text, when it gave one.
@@ -165,10 +172,11 @@ class TaskTable:
                 self._finished.move_to_end(task_id)
             return outcome
 
-    def update(self, task_id: str, document: Any) -> TaskOutcome:
-        """Parse ``document`` for ``task_id``; cache it if it is cleanly finished."""
+    def update(self, task_id: str, document: Any, remember: bool = True) -> TaskOutcome:
+        """Parse ``document`` for ``task_id``; cache it if it is cleanly finished (and
+        ``remember``)."""
         outcome, cacheable = self._parse(task_id, document)
-        if cacheable and self.maxsize:
+        if remember and cacheable and self.maxsize:
             with self._lock:
                 self._finished[task_id] = outcome
                 self._finished.move_to_end(task_id)
@@ -188,22 +196,29 @@ class TaskTable:
             return _broken(task_id, status, f"returned invalid response: ({doc})"), False
         self._warn_on_mismatch(details)
         if "result" in doc:
-            return self._success(status, doc, details)
+            return self._success(task_id, status, doc, details)
         if status == TaskState.FAILED.value or "exception" in doc:
             return _failure(status, doc, details), True
         return _broken(task_id, status, "reported success without a result"), False
 
     def _success(
-        self, status: str, doc: dict[str, Any], details: dict[str, Any] | None
+        self, task_id: str, status: str, doc: dict[str, Any], details: dict[str, Any] | None
     ) -> tuple[TaskOutcome, bool]:
         completion_t = doc.get("completion_t", "unknown")
         try:
             result = self.serializer.deserialize(doc["result"])
-        except Exception as exc:
-            log.debug("Could not deserialize the result of %s", doc.get("task_id"), exc_info=True)
-            error = SerializationError(f"Result Object Deserialization: {exc!r}")
+        except BaseException as exc:  # SystemExit too: see the module docstring
+            if isinstance(exc, KeyboardInterrupt) and _on_main_thread():
+                raise
+            log.warning("Could not deserialize the result of task %s: %r", task_id, exc)
+            error = DeserializationError(f"the result of task {task_id}: {exc!r}")
+            error.__cause__ = exc
             outcome = TaskOutcome(
-                status, False, exception=error, completion_t=completion_t, details=details
+                TaskState.FAILED.value,
+                False,
+                exception=error,
+                completion_t=completion_t,
+                details=details,
             )
             return outcome, False
         return TaskOutcome(status, False, result, completion_t=completion_t, details=details), True
@@ -222,6 +237,10 @@ class TaskTable:
                 return
             self._warned_endpoints.add(endpoint_id)
         warnings.warn(message, UserWarning, stacklevel=2)
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _failure(status: str, doc: dict[str, Any], details: dict[str, Any] | None) -> TaskOutcome:

@@ -2,7 +2,8 @@
 
 ::
 
-    [endpoint-heartbeat]  every heartbeat_s: heartbeat(engine.status(), held) -> lease, stop?
+    [endpoint-heartbeat]  every heartbeat_s: heartbeat(engine.status(), held) -> lease, stop?,
+                          drop (held tasks the service already resolved); the goodbye at the end
     [endpoint-claimer]    while the claim policy allows: long-poll claim -> engine.submit(tasks)
     engine threads  ───── result batches ──► _on_results ──► pending results
     [endpoint-reporter]   post_results: at once when idle, accumulated while a POST is in flight
@@ -12,17 +13,28 @@ one per thread (HTTP by default; tests inject an in-memory one). How much to cla
 :class:`~globus_compute.endpoint.claim_policy.ClaimPolicy`'s decision: a few tasks per worker
 slot, or about a quarter second of measured throughput for floods of short tasks.
 
+Who owns a task. The first heartbeat of an agent process says ``phase: "starting"``: the
+service then releases whatever an earlier process of this endpoint held (it is gone). A
+registration alone (an owner's update) takes nothing from a running agent. Each heartbeat
+renews the leases of the tasks the agent holds; its answer lists those the service has already
+resolved (it failed them ``EndpointLost`` while the agent was out of touch, frozen or cut off
+past the lease), and the agent drops them before they start. Until a heartbeat has been
+answered within the last lease, the agent's leases are in doubt: the engine starts no new task
+and the claimer claims none (``EngineContext.leases_current``).
+
 Stopping (SIGTERM/SIGINT, ``stop()``, or a heartbeat answering ``stop: true``) is graceful and
 the documented choice is *finish*: claiming stops, tasks already claimed run to completion for
 up to ``drain_timeout_s``, every result is reported (for up to ``report_flush_timeout_s`` if the
-service is unreachable), then the engine and the heartbeat stop. Tasks still running at the
-deadline are abandoned; their leases expire at the service, which re-queues or fails them
-according to ``max_retries_on_system_failure``. Three signals carry a stop through the threads:
+service is unreachable), then the engine stops and the agent says goodbye (``phase:
+"stopping"``, at most ``GOODBYE_TIMEOUT_S``): the endpoint is offline at once, and the tasks
+it still held (abandoned at the drain deadline, or by ``stop(force=True)``) are released at
+once, re-queued or failed according to ``max_retries_on_system_failure``. Three signals carry a
+stop through the threads:
 
 - ``stopping``: a stop was asked for; the claimer ends (its claim in flight gives up retrying);
 - ``engine stopped``: no result will come any more; the reporter sends what is left and ends;
 - ``disconnect``: nothing more will be sent (all reported, or we give up: ``stop(force=True)``,
-  the flush deadline); every retry ends and the heartbeat stops.
+  the flush deadline); every retry ends and the heartbeat thread says goodbye and stops.
 """
 
 from __future__ import annotations
@@ -47,7 +59,13 @@ from globus_compute.endpoint.transport import (
     TransportFactory,
 )
 from globus_compute.errors import ServiceRefused
-from globus_compute.protocol.agent import MAX_WAIT_S, TaskResult
+from globus_compute.protocol.agent import (
+    MAX_WAIT_S,
+    PHASE_STARTING,
+    PHASE_STOPPING,
+    ClaimedTask,
+    TaskResult,
+)
 from globus_compute.protocol.results import failed_result
 from globus_compute.version import REFERENCE_SDK_VERSION, __version__
 
@@ -61,6 +79,15 @@ REPORT_FLUSH_TIMEOUT_S = 10.0
 IDLE_WAIT_S = 0.5
 #: Grace on top of the longest call a thread may be in when it is told to stop.
 JOIN_SLACK_S = 5.0
+#: How long a stopping agent tries to say goodbye to the service.
+GOODBYE_TIMEOUT_S = 3.0
+#: How often a thread re-checks whether the agent's leases are current again.
+LEASE_POLL_S = 0.05
+#: How long the engine may take to stop once no task is left worth waiting for.
+ENGINE_STOP_S = 5.0
+#: HTTP statuses of a results post that may be caused by one result alone: the batch is split
+#: until the culprit is found, and only its task fails.
+_PER_RESULT_REFUSALS = frozenset({400, 413, 422})
 
 
 class Agent:
@@ -123,12 +150,16 @@ class Agent:
         self._engine_stopped = threading.Event()
         self._disconnect = threading.Event()
         self._capacity_freed = threading.Event()  # a result arrived, or a stop was asked for
+        self._hang_up = threading.Event()  # the goodbye had its chance: every call ends
         self._results_lock = threading.Lock()
         self._results_ready = threading.Condition(self._results_lock)
         self._unreported: list[TaskResult] = []
         #: Claimed tasks whose results the service has not yet accepted; heartbeats renew the
         #: lease of exactly these (guarded by the results lock).
         self._held: set[str] = set()
+        #: Monotonic time until which the leases of the held tasks are known to run (the send
+        #: time of the last answered heartbeat plus the lease); read by the engine and claimer.
+        self._leases_valid_until = 0.0
         self._heartbeat: threading.Thread | None = None
         self._claimer: threading.Thread | None = None
         self._reporter: threading.Thread | None = None
@@ -153,11 +184,19 @@ class Agent:
         try:
             self.endpoint_id = api.register(self.name, self._metadata(), self.display_name)
             context = EngineContext(
-                self.endpoint_id, self._on_results, self.max_retries_on_system_failure
+                self.endpoint_id,
+                self._on_results,
+                self.max_retries_on_system_failure,
+                leases_current=self._leases_current,
             )
             self.engine.start(context)
             # Online before the id is announced: whoever reads the id next may ask the status.
-            api.heartbeat(self.endpoint_id, self.engine.status(), held=[])
+            # "starting": whatever an earlier process of this endpoint held is released now.
+            sent_at = time.monotonic()
+            reply = api.heartbeat(
+                self.endpoint_id, self.engine.status(), held=[], phase=PHASE_STARTING
+            )
+            self._leases_valid_until = sent_at + float(reply["lease_s"])
         finally:
             api.close()
         with self._lifecycle_lock:
@@ -177,8 +216,9 @@ class Agent:
         """Ask for a stop; returns at once (safe in a signal handler).
 
         Args:
-            force: Skip waiting for claimed tasks and give up on unreachable services; their
-                leases expire at the service, which re-queues or fails them.
+            force: Skip waiting for claimed tasks and give up on unreachable services; the
+                goodbye hands the unfinished tasks back (or, if the service cannot be reached,
+                their leases expire), and the service re-queues or fails them.
         """
         if force:
             self._disconnect.set()
@@ -200,7 +240,7 @@ class Agent:
         self.shutdown()
 
     def shutdown(self) -> None:
-        """Stop claiming, let claimed tasks finish, report everything, stop; idempotent.
+        """Stop claiming, let claimed tasks finish, report everything, say goodbye; idempotent.
 
         Safe in every state, also after a :meth:`start` that failed halfway.
         """
@@ -211,9 +251,9 @@ class Agent:
         self.stop()
         if self._claimer is not None:
             self._claimer.join(self._claimer_stop_s)
-        if previous is State.RUNNING:
-            self._drain(time.monotonic() + self.drain_timeout_s)
-        self.engine.shutdown()
+        drained = previous is State.RUNNING and self._drain(time.monotonic() + self.drain_timeout_s)
+        # Tasks abandoned at the deadline are not waited for a second time.
+        self.engine.shutdown(ENGINE_STOP_S if drained else 0.0)
         self._engine_stopped.set()
         with self._results_ready:
             self._results_ready.notify_all()
@@ -221,6 +261,9 @@ class Agent:
         if self._reporter is not None and not self._disconnect.wait(flush_s):
             log.warning("results still unreported after %.1f s; giving up", flush_s)
         self._disconnect.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(GOODBYE_TIMEOUT_S)  # it says goodbye, then ends
+        self._hang_up.set()
         for thread in self._threads():
             thread.join(REQUEST_TIMEOUT_S + JOIN_SLACK_S)
         log.info("endpoint %s stopped", self.endpoint_id)
@@ -230,17 +273,22 @@ class Agent:
         """How long the claimer may take to see a stop: the long poll in flight, one request."""
         return self.claim_wait_s + REQUEST_TIMEOUT_S + JOIN_SLACK_S
 
-    def _drain(self, deadline: float) -> None:
-        """Wait for claimed tasks to finish, until ``deadline`` or a forced stop."""
+    def _drain(self, deadline: float) -> bool:
+        """Wait for claimed tasks to finish, until ``deadline`` or a forced stop.
+
+        Returns:
+            True if every claimed task finished.
+        """
         while self.engine.status()["outstanding_tasks"] > 0:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._disconnect.is_set():
-                log.warning("stopping with tasks unfinished; the service will reclaim them")
-                return
+                log.warning("stopping with tasks unfinished; they are given back to the service")
+                return False
             self._capacity_freed.clear()
             if self.engine.status()["outstanding_tasks"] > 0 and not self._disconnect.is_set():
                 # Bounded: an engine may lower its count just after its result batch arrived.
                 self._capacity_freed.wait(min(remaining, IDLE_WAIT_S))
+        return True
 
     def _threads(self) -> list[threading.Thread]:
         return [t for t in (self._heartbeat, self._claimer, self._reporter) if t is not None]
@@ -276,13 +324,19 @@ class Agent:
 
     # --- threads ----------------------------------------------------------------------------
 
+    def _leases_current(self) -> bool:
+        """Whether the service answered a heartbeat within the last lease (see the module
+        docstring): if not, the held tasks may no longer be ours, and none may start."""
+        return time.monotonic() < self._leases_valid_until
+
     def _heartbeat_loop(self) -> None:
-        api = self._transport(self._disconnect)
+        api = self._transport(self._hang_up)
         interval = self.heartbeat_s
         try:
             while not self._disconnect.is_set():
                 with self._results_lock:
                     held = list(self._held)
+                sent_at = time.monotonic()
                 try:
                     reply = api.heartbeat(self._eid, self.engine.status(), held)
                 except ServiceRefused as exc:
@@ -294,18 +348,54 @@ class Agent:
                 except Exception:
                     log.exception("heartbeat failed; retrying")
                 else:
-                    interval = min(self.heartbeat_s, max(0.05, float(reply["lease_s"]) / 3))
+                    lease_s = float(reply["lease_s"])
+                    interval = min(self.heartbeat_s, max(0.05, lease_s / 3))
+                    if reply.get("drop"):
+                        self._drop(reply["drop"])
+                    # Only now, with the resolved tasks dropped, may held tasks start again.
+                    self._leases_valid_until = sent_at + lease_s
                     if reply.get("stop"):
                         log.info("the service asked endpoint %s to stop", self.endpoint_id)
                         self.stop()
                 self._disconnect.wait(interval)
+            self._say_goodbye(api)
         finally:
             api.close()
+
+    def _say_goodbye(self, api: AgentTransport) -> None:
+        """Tell the service this agent stopped, handing back the tasks it still holds."""
+        with self._results_lock:
+            held = list(self._held)
+        try:
+            api.heartbeat(self._eid, self.engine.status(), held, phase=PHASE_STOPPING)
+        except (AbortedError, ServiceRefused) as exc:
+            log.warning("could not say goodbye to the service (%s); its leases will expire", exc)
+        except Exception:
+            log.exception("could not say goodbye to the service; its leases will expire")
+        else:
+            if held:
+                log.warning("stopped holding %d unfinished task(s); handed back", len(held))
+
+    def _drop(self, task_ids: list[str]) -> None:
+        """Forget held tasks the service has already resolved; the engine drops unstarted ones."""
+        with self._results_lock:
+            self._held.difference_update(task_ids)
+        dropped = self.engine.drop(task_ids)
+        log.warning(
+            "the service resolved %d task(s) this agent held while it was out of touch past "
+            "their lease; %d not yet started are dropped",
+            len(task_ids),
+            dropped,
+        )
+        self._capacity_freed.set()
 
     def _claim_loop(self) -> None:
         api = self._transport(self._stopping)
         try:
             while not self._stopping.is_set():
+                if not self._leases_current():
+                    self._stopping.wait(LEASE_POLL_S)  # out of touch: claim nothing more
+                    continue
                 wanted = self._claim_size()
                 if wanted <= 0:
                     self._capacity_freed.clear()
@@ -325,11 +415,22 @@ class Agent:
                     self._stopping.wait(IDLE_WAIT_S)
                     continue
                 if reply["tasks"]:
-                    with self._results_lock:
-                        self._held.update(task["task_id"] for task in reply["tasks"])
-                    self.engine.submit(reply["tasks"])
+                    fresh = self._hold(reply["tasks"])
+                    if fresh:
+                        self.engine.submit(fresh)
         finally:
             api.close()
+
+    def _hold(self, tasks: list[ClaimedTask]) -> list[ClaimedTask]:
+        """Record claimed tasks as held; returns those not held already.
+
+        A task this agent still holds comes back only when the service re-queued it after
+        losing touch (and then re-leased it here): the copy the engine has runs, once.
+        """
+        with self._results_lock:
+            fresh = [task for task in tasks if task["task_id"] not in self._held]
+            self._held.update(task["task_id"] for task in fresh)
+        return fresh
 
     def _claim_size(self) -> int:
         outstanding = self.engine.status()["outstanding_tasks"]
@@ -372,19 +473,21 @@ class Agent:
         return batch
 
     def _report(self, api: AgentTransport, batch: list[TaskResult]) -> None:
-        """Post one batch; on 413 split it, on another refusal fail the results it carried."""
+        """Post one batch; a refusal one result may cause splits it until only that result's
+        task fails (with the service's reason); another refusal drops the batch."""
         try:
             api.post_results(self._eid, batch)
         except ServiceRefused as exc:
-            if exc.http_status == 413 and len(batch) > 1:
+            if exc.http_status in _PER_RESULT_REFUSALS and len(batch) > 1:
                 half = len(batch) // 2
                 self._report(api, batch[:half])
                 self._report(api, batch[half:])
-            elif exc.http_status == 413 or exc.http_status == 400:
-                log.error(
-                    "the service refused %d results (%s); reporting failures", len(batch), exc
-                )
-                api.post_results(self._eid, [_refused(r, exc) for r in batch])
+            elif exc.http_status in _PER_RESULT_REFUSALS:
+                log.error("the service refused the result of %s (%s)", batch[0]["task_id"], exc)
+                try:
+                    api.post_results(self._eid, [_refused(batch[0], self._eid, exc)])
+                except ServiceRefused as again:
+                    log.error("the failure of %s was refused too (%s)", batch[0]["task_id"], again)
             else:
                 log.error("the service refused %d results (%s); dropped", len(batch), exc)
 
@@ -394,9 +497,12 @@ class Agent:
         return self.endpoint_id
 
 
-def _refused(result: TaskResult, exc: ServiceRefused) -> TaskResult:
+def _refused(result: TaskResult, endpoint_id: str, exc: ServiceRefused) -> TaskResult:
     """A small failed result replacing one the service would not accept."""
     text = f"The endpoint could not report this task's result; the service said: {exc}"
     return failed_result(
-        result["task_id"], text, result.get("details", {}), completion_t=result.get("completion_t")
+        result["task_id"],
+        text,
+        {"endpoint_id": endpoint_id},
+        completion_t=result.get("completion_t"),
     )

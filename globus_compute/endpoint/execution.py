@@ -1,7 +1,8 @@
 """What a worker does with one claimed task: unpack, run, serialize, report.
 
 Everything here runs inside a worker (a process of the process engine, or a thread of the
-thread engine) and never raises: every outcome, including a malformed task buffer, becomes an
+thread engine) and never raises: every outcome, including a malformed task buffer and a task
+that raises ``SystemExit`` or ``KeyboardInterrupt``, becomes an
 :class:`~globus_compute.protocol.agent.TaskResult` for that task alone, so one bad task cannot
 take a worker down with it.
 
@@ -89,7 +90,9 @@ class TaskRunner:
 
         try:
             result = fn(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:
+            # SystemExit and KeyboardInterrupt too: they are the task's outcome, not a reason
+            # to stop the worker (a thread of the agent, on the thread engine).
             return self._failed(task_id, format_user_exception(exc), start)
 
         try:

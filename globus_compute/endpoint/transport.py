@@ -71,13 +71,21 @@ class AgentTransport(Protocol):
     """
 
     def register(self, name: str, metadata: dict[str, Any], display_name: str | None = None) -> str:
-        """Register (or re-register) the endpoint called ``name``; returns its id."""
+        """Register the endpoint called ``name`` (or update its settings); returns its id."""
         ...
 
     def heartbeat(
-        self, endpoint_id: str, status: WorkerStatus, held: list[str] | None = None
+        self,
+        endpoint_id: str,
+        status: WorkerStatus,
+        held: list[str] | None = None,
+        phase: str | None = None,
     ) -> HeartbeatResponse:
-        """Report the engine's status and renew the leases of the ``held`` tasks."""
+        """Report the engine's status and renew the leases of the ``held`` tasks.
+
+        Args:
+            phase: ``PHASE_STARTING`` (a new agent process) or ``PHASE_STOPPING`` (goodbye).
+        """
         ...
 
     def claim(self, endpoint_id: str, max_tasks: int, wait_s: float) -> ClaimResponse:
@@ -147,12 +155,18 @@ class HTTPTransport:
         return str(reply["endpoint_id"])
 
     def heartbeat(
-        self, endpoint_id: str, status: WorkerStatus, held: list[str] | None = None
+        self,
+        endpoint_id: str,
+        status: WorkerStatus,
+        held: list[str] | None = None,
+        phase: str | None = None,
     ) -> HeartbeatResponse:
         path = f"{AGENT_PREFIX}/{endpoint_id}/heartbeat"
         body: dict[str, Any] = {"status": status}
         if held is not None:
             body["held"] = held
+        if phase is not None:
+            body["phase"] = phase
         return cast(HeartbeatResponse, self._post(path, body))
 
     def claim(self, endpoint_id: str, max_tasks: int, wait_s: float) -> ClaimResponse:

@@ -21,9 +21,34 @@ Data flow (each box on the right is a named thread, started on first use)::
 Each piece of state ``submit()`` touches has one owner and one lock: the queue and its "closed"
 flag are the submitter's (so "shut down?" and "enqueue" are one step), the registration cache is
 the registry's, the counts are ``TaskCounts``'s, and the per-task settings are one immutable
-``TaskSettings`` value the Executor swaps under its settings lock. The result watcher keeps the
-current poller and replaces it when it dies; only the submitter thread and ``reload_tasks`` feed
-it.
+``TaskSettings`` value the Executor swaps in its ``SettingsCell``. The result watcher keeps the
+current poller and replaces it when it gives up; only the submitter thread and ``reload_tasks``
+feed it.
+
+The contract of ``concurrent.futures``, kept to the letter, including its edges:
+
+* **Broken.** If a background thread dies (a defect, never a bad task or a refused request),
+  the executor is broken, as a ``ProcessPoolExecutor`` whose worker died: every future that
+  thread owned fails with ``ExecutorBroken`` (a ``concurrent.futures.BrokenExecutor``) saying
+  which thread and why, and so does every later ``submit``. The other thread finishes what it
+  owns. A service answer that cannot be used fails only its own batch or task.
+* **Dropped without shutdown.** The threads hold only a weak reference to their executor (as
+  the stdlib's workers do), so an executor nobody references is collected even while tasks run.
+  What it owned is finished, not failed: queued tasks are sent, results keep arriving for the
+  futures the user still holds, and then the threads end, as after ``shutdown(wait=False)``.
+  (``Executor(...).submit(fn).result()`` works.) An idle thread notices within a second.
+* **Interpreter exit.** An executor left open (or dropped, still finishing) sends what is
+  queued and stops polling; futures still waiting fail with ``ResultPollingError``, the tasks
+  keep running on the endpoint and ``reload_tasks(task_group_id)`` fetches them later. A
+  ``submit`` from then on (an ``atexit`` hook, say) raises ``ExecutorShutdown('cannot schedule
+  new futures after interpreter shutdown')``, a ``RuntimeError`` as in the stdlib.
+* **Fork.** An executor belongs to the process that made it: in a child made by ``os.fork()``
+  (``multiprocessing``'s "fork" start method included) every method that would start work
+  raises ``ExecutorBroken`` naming fork, and ``shutdown()`` is a no-op. Threads do not survive
+  fork, and a child reusing the parent's HTTPS connections would corrupt both processes'
+  requests; create the executor in the child instead.
+* **References.** Nothing of the executor keeps a result alive once its future is resolved and
+  the user lets go of it (``map`` included), nor a submitted callable (``registry``).
 
 Differences from ``ThreadPoolExecutor``/``ProcessPoolExecutor`` a user can rely on:
 
@@ -31,8 +56,8 @@ Differences from ``ThreadPoolExecutor``/``ProcessPoolExecutor`` a user can rely 
   remote traceback (type name and message), not the original exception object: the endpoint
   may run another Python, and the service never unpickles user data.
 * ``cancel()`` works until the task is handed to the service, then returns False.
-* At interpreter exit, an executor left open sends what is queued and stops polling; tasks keep
-  running on the endpoint and ``reload_tasks(task_group_id)`` fetches them later.
+* A result that cannot be deserialized here fails its future with ``DeserializationError``
+  naming the task (even if unpickling raised ``SystemExit``); other futures are not affected.
 
 Differences from the reference ``globus_compute_sdk.Executor``: arguments are serialized in
 ``submit`` (a bad one raises there); a failed submission or registration fails only its own
@@ -49,35 +74,31 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import logging
-import threading
+import os
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from globus_compute.client.batch import pack_task_payload
-from globus_compute.errors import ExecutorShutdown
+from globus_compute.errors import ExecutorBroken, ExecutorShutdown
+from globus_compute.executor import process_hooks
 from globus_compute.executor.burst_limiter import burst_limiter_for, clamp_burst_window
 from globus_compute.executor.client_protocol import ExecutorClient
-from globus_compute.executor.exit_hook import stop_at_exit
 from globus_compute.executor.future import ComputeFuture
 from globus_compute.executor.map import (
     check_map_arguments,
     ordered_results,
     progress_bar,
     run_chunk,
-    with_bar,
 )
 from globus_compute.executor.poller import PollSettings
 from globus_compute.executor.progress import Progress, TaskCounts
-from globus_compute.executor.registry import FunctionRegistry
+from globus_compute.executor.registry import FunctionRegistry, code_digest
 from globus_compute.executor.reload import fetch_task_group, resolve_finished
-from globus_compute.executor.settings import (
-    TaskSettings,
-    default_task_group_id,
-    remember_task_group_id,
-)
+from globus_compute.executor.settings import SettingsCell, TaskSettings, default_task_group_id
 from globus_compute.executor.submitter import TaskItem, TaskSubmitter
 from globus_compute.executor.watcher import ResultWatcher
 from globus_compute.protocol.ids import optional_uuid, require_uuid
@@ -86,9 +107,6 @@ from globus_compute.serialize import ComputeSerializer
 log = logging.getLogger(__name__)
 
 __all__ = ["Executor", "Progress"]
-
-#: How long interpreter exit waits for the submitter to send what is queued.
-_EXIT_FLUSH_TIMEOUT_S = 60.0
 
 
 class Executor(concurrent.futures.Executor):
@@ -156,13 +174,12 @@ class Executor(concurrent.futures.Executor):
         self.client: ExecutorClient[Any] = client
         if serializer is not None:
             self.serializer = serializer
-        self._settings_lock = threading.Lock()
-        self._settings = TaskSettings.validated(
-            endpoint_id, task_group_id or default_task_group_id(), resource_specification,
-            user_endpoint_config, result_serializers,
+        self._settings = SettingsCell(
+            TaskSettings.validated(
+                endpoint_id, task_group_id or default_task_group_id(), resource_specification,
+                user_endpoint_config, result_serializers,
+            )
         )  # fmt: skip
-        if self._settings.task_group_id is not None:
-            remember_task_group_id(self._settings.task_group_id)
         self.label = label
         self.batch_size = max(1, int(batch_size))
         limiter = burst_limiter_for(api_burst_limit, api_burst_window_s, self.batch_size)
@@ -176,18 +193,23 @@ class Executor(concurrent.futures.Executor):
         )
         self._shutdown = False
         self._stops_at_exit = False
+        self._pid = os.getpid()  # see process_hooks: an Executor belongs to its process
         self._registry = FunctionRegistry()
         self._counts = TaskCounts()
-        self._watcher = ResultWatcher(client, self._poll_settings, self._counts)
+        # The threads get a weak reference to this Executor and nothing else of it, so a
+        # dropped Executor is collected and its threads wind down (module docstring).
+        owner = weakref.ref(self)
+        self._watcher = ResultWatcher(client, self._poll_settings, self._counts, owner=owner)
         self._submitter = TaskSubmitter(
             client,
             self._watcher,
             self._counts,
-            current_task_group=self._current_task_group,
-            learn_task_group=self._learn_task_group,
+            current_task_group=self._settings.current_task_group,
+            learn_task_group=self._settings.learn_task_group,
             batch_size=self.batch_size,
             batch_interval=max(0.0, batch_interval),
             limiter=limiter,
+            owner=owner,
         )
 
     def __repr__(self) -> str:
@@ -200,7 +222,7 @@ class Executor(concurrent.futures.Executor):
     @property
     def endpoint_id(self) -> uuid.UUID | None:
         """The endpoint new tasks go to (checked at submit time)."""
-        return self._settings.endpoint_id
+        return self._settings.current.endpoint_id
 
     @endpoint_id.setter
     def endpoint_id(self, value: uuid.UUID | str | None) -> None:
@@ -209,7 +231,7 @@ class Executor(concurrent.futures.Executor):
     @property
     def task_group_id(self) -> uuid.UUID | None:
         """The task group new tasks join; setting it also sets the default of later Executors."""
-        return self._settings.task_group_id
+        return self._settings.current.task_group_id
 
     @task_group_id.setter
     def task_group_id(self, value: uuid.UUID | str | None) -> None:
@@ -218,7 +240,7 @@ class Executor(concurrent.futures.Executor):
     @property
     def resource_specification(self) -> dict[str, Any] | None:
         """Per-task resource requirements; snapshotted (deep-copied) at each submit."""
-        return self._settings.resource_specification
+        return self._settings.current.resource_specification
 
     @resource_specification.setter
     def resource_specification(self, value: dict[str, Any] | None) -> None:
@@ -227,7 +249,7 @@ class Executor(concurrent.futures.Executor):
     @property
     def user_endpoint_config(self) -> dict[str, Any] | None:
         """Multi-user endpoint template values; snapshotted (deep-copied) at each submit."""
-        return self._settings.user_endpoint_config
+        return self._settings.current.user_endpoint_config
 
     @user_endpoint_config.setter
     def user_endpoint_config(self, value: dict[str, Any] | None) -> None:
@@ -236,7 +258,7 @@ class Executor(concurrent.futures.Executor):
     @property
     def result_serializers(self) -> list[Any] | None:
         """Strategies the endpoint tries, in order, to serialize results."""
-        return self._settings.result_serializers
+        return self._settings.current.result_serializers
 
     @result_serializers.setter
     def result_serializers(self, value: Iterable[Any] | None) -> None:
@@ -254,25 +276,7 @@ class Executor(concurrent.futures.Executor):
         self.client.fx_serializer = value
 
     def _change_settings(self, **change: Any) -> None:
-        with self._settings_lock:
-            self._settings = self._settings.replace(**change)
-            task_group_id = self._settings.task_group_id
-        if "task_group_id" in change and task_group_id is not None:
-            remember_task_group_id(task_group_id)
-
-    def _current_task_group(self) -> str | None:
-        """For the submitter: the group of a batch queued without one."""
-        return self._settings.task_group_str
-
-    def _learn_task_group(self, task_group_id: str) -> None:
-        """For the submitter: the group the service created, unless one was set meanwhile."""
-        with self._settings_lock:
-            if self._settings.task_group_id is not None:
-                return
-            self._settings = self._settings.replace(task_group_id=task_group_id)
-            learned = self._settings.task_group_id
-        if learned is not None:
-            remember_task_group_id(learned)
+        self._settings.change(**change)
 
     # -- progress ------------------------------------------------------------------------------
 
@@ -293,24 +297,25 @@ class Executor(concurrent.futures.Executor):
         """Register ``fn`` (or record a known ``function_id`` for it) in this executor's cache.
 
         ``submit`` does this on first use; call it to pass registration options (``public``,
-        ``group``, ``description``, ...) to ``Client.register_function``.
+        ``group``, ``description``, ...) to ``Client.register_function``. The cache keeps no
+        reference to ``fn`` (see ``registry``).
 
         Raises:
             ExecutorShutdown: The executor is shut down.
             ValueError: ``fn`` is already registered under another id.
         """
         self._check_open("register functions")
-        key = FunctionRegistry.key_for(fn)
-        cached = self._registry.get(key)
+        cached = self._registry.get(fn)
         if cached is not None:
             if function_id is not None and require_uuid(function_id, "function_id") == cached:
                 log.warning("Function already registered as function id: %s", cached)
                 return cached
             extra = f" (attempted id: {function_id})" if function_id else ""
             raise ValueError(f"Function already registered as function id: {cached}{extra}")
+        digest = code_digest(self.client.fx_serializer, fn)
         if function_id is None:
             function_id = self.client.register_function(fn, **kwargs)
-        return self._registry.add(key, require_uuid(function_id, "function_id"))
+        return self._registry.add(fn, require_uuid(function_id, "function_id"), digest)
 
     def register_source_code(self, source: str, function_name: str, **kwargs: Any) -> str:
         """Register Python ``source`` defining ``function_name``; runs on any endpoint Python.
@@ -320,16 +325,24 @@ class Executor(concurrent.futures.Executor):
             ValueError: The same source is already registered with this executor.
         """
         self._check_open("register functions")
-        key = FunctionRegistry.key_for_source(source, function_name)
-        cached = self._registry.get(key)
+        cached = self._registry.get_source(source, function_name)
         if cached is not None:
             raise ValueError(f"Source already registered as function id: {cached}")
         function_id = self.client.register_source_code(source, function_name, **kwargs)
-        return self._registry.add(key, require_uuid(function_id, "function_id"))
+        return self._registry.add_source(
+            source, function_name, require_uuid(function_id, "function_id")
+        )
 
     def _function_id_for(self, fn: Callable[..., Any]) -> str:
-        cached = self._registry.get(FunctionRegistry.key_for(fn))
-        return cached if cached is not None else self.register_function(fn)
+        """``fn``'s function id: this very object's, else its code's, else a new registration."""
+        cached = self._registry.get(fn)
+        if cached is not None:
+            return cached
+        digest = code_digest(self.client.fx_serializer, fn)
+        function_id = self._registry.get_code(digest)
+        if function_id is None:
+            function_id = require_uuid(self.client.register_function(fn), "function_id")
+        return self._registry.add(fn, function_id, digest)
 
     # -- submission ----------------------------------------------------------------------------
 
@@ -340,7 +353,9 @@ class Executor(concurrent.futures.Executor):
         cannot be serialized raises here and affects nothing else.
 
         Raises:
-            ExecutorShutdown: The executor is shut down.
+            ExecutorShutdown: The executor is shut down, or the interpreter is exiting.
+            ExecutorBroken: A background thread of the executor died, or this is a child
+                process forked from the one that made the executor.
             ValueError: No ``endpoint_id`` is set.
             TypeError, SerializationError: The arguments cannot be sent.
         """
@@ -361,7 +376,7 @@ class Executor(concurrent.futures.Executor):
 
     def _enqueue(self, function_id: str, args: Any, kwargs: Any) -> ComputeFuture:
         payload = pack_task_payload(self.client.fx_serializer, args, kwargs)
-        key = self._settings.submit_key()
+        key = self._settings.current.submit_key()
         future = ComputeFuture()
         if not self._stops_at_exit:
             self._stop_at_exit()
@@ -370,11 +385,27 @@ class Executor(concurrent.futures.Executor):
         return future
 
     def _check_open(self, what: str) -> None:
+        """Raise unless this executor can take work in this process now."""
+        if os.getpid() != self._pid:
+            raise ExecutorBroken(
+                f"{self!r} was created in process {self._pid}; this is process {os.getpid()}, "
+                "a child made by os.fork(). An Executor's threads and connections do not "
+                f"survive fork, so it cannot {what} here: create a new Executor (and Client) "
+                "in the child, or start children with the 'spawn' or 'forkserver' method."
+            )
         if self._shutdown:
             raise ExecutorShutdown(f"{self!r} is shutdown; cannot {what}")
+        if process_hooks.interpreter_exiting():
+            raise ExecutorShutdown(process_hooks.SHUTDOWN_TEXT)
+        broken = self._submitter.broken
+        if broken is not None:
+            raise ExecutorBroken(f"{self!r} is broken; cannot {what}. {broken}")
+        stopped = self._watcher.stop_reason
+        if stopped is not None:
+            raise ExecutorShutdown(f"{self!r} delivers no more results ({stopped}); cannot {what}")
 
     def _require_endpoint(self) -> None:
-        if self._settings.endpoint_id is None:
+        if self._settings.current.endpoint_id is None:
             raise ValueError(
                 "No endpoint_id set. Did you forget to set it at construction?\n"
                 "  Hint: Executor(endpoint_id=<ep_id>), or ex.endpoint_id = <ep_id>"
@@ -385,35 +416,43 @@ class Executor(concurrent.futures.Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; send (or cancel) what is queued; optionally wait for every result.
 
-        Idempotent. Later ``submit`` calls raise ``ExecutorShutdown`` (a ``RuntimeError``).
+        Idempotent; safe from a done-callback (it then does not wait for the thread running
+        the callback). Later ``submit`` calls raise ``ExecutorShutdown`` (a ``RuntimeError``).
+        In a child process forked from the one that made the executor, it only marks it shut
+        down: its threads and tasks are the parent's.
 
         Args:
             wait: Block until every future of this executor is resolved and its threads ended.
             cancel_futures: Cancel tasks not yet handed to the service instead of sending them.
         """
         self._shutdown = True
+        if os.getpid() != self._pid:
+            return
         self._submitter.close(cancel_queued=cancel_futures)
         self._watcher.close_when_idle()
         if wait:
-            self._join_threads()
+            self._submitter.join()
+            # The submitter may have handed tasks to a fresh poller while flushing; join it too.
+            self._watcher.join()
 
-    def _join_threads(self, timeout: float | None = None) -> None:
-        self._submitter.join(timeout)
-        # The submitter may have handed tasks to a fresh poller while flushing; join it too.
-        self._watcher.join(timeout)
+    def _get_result_watcher(self) -> ResultWatcher:
+        """The result watcher, as the reference SDK exposes it (Parsl calls its ``shutdown``).
+
+        Available at any time, before the first submit and after ``shutdown`` alike;
+        ``_get_result_watcher().shutdown(wait=False, cancel_futures=True)`` stops delivering
+        results at once and fails every future still waiting (see ``ResultWatcher.shutdown``).
+        After that the executor takes no more tasks.
+        """
+        return self._watcher
 
     def _stop_at_exit(self) -> None:
-        """Enrol for interpreter exit before the first background thread starts."""
-        self._stops_at_exit = True
-        stop_at_exit(self)
+        """Enrol for interpreter exit before the first background thread starts.
 
-    def _stop_for_exit(self) -> None:
-        """Interpreter exit: flush the queue to the service, stop polling, end the threads."""
-        self.shutdown(wait=False)
-        self._submitter.join(_EXIT_FLUSH_TIMEOUT_S)
-        self._submitter.abort("the interpreter is exiting")
-        self._watcher.stop("the interpreter is exiting")
-        self._watcher.join()
+        Raises:
+            ExecutorShutdown: The interpreter is already shutting down.
+        """
+        process_hooks.enrol(self._submitter, self._watcher)
+        self._stops_at_exit = True
 
     # -- map -----------------------------------------------------------------------------------
 
@@ -450,8 +489,7 @@ class Executor(concurrent.futures.Executor):
             iter(lambda: list(itertools.islice(calls, chunksize)), []) if chunked else calls
         )
         send = self._map_sender(fn, chunked)
-        results = ordered_results(self, send, units, end_time, buffersize, chunked=chunked)
-        return results if bar is None else with_bar(results, bar)
+        return ordered_results(self, send, units, end_time, buffersize, chunked=chunked, bar=bar)
 
     def _map_sender(
         self, fn: Callable[..., Any], chunked: bool
@@ -485,7 +523,7 @@ class Executor(concurrent.futures.Executor):
             ExecutorShutdown: The executor is shut down.
         """
         self._check_open("reload tasks")
-        tg = optional_uuid(task_group_id, "task_group_id") or self._settings.task_group_id
+        tg = optional_uuid(task_group_id, "task_group_id") or self._settings.current.task_group_id
         if tg is None:
             raise ValueError("must specify a task_group_id in order to reload tasks")
         task_ids = fetch_task_group(self.client, str(tg))

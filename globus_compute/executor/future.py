@@ -12,12 +12,17 @@ Executor holding 100,000 in-flight futures should stay near 1 KB each, so ``Comp
 when a thread actually waits.
 
 The two functions at the end are how the Executor's threads resolve futures: :func:`resolve`
-from a task's outcome, :func:`fail_quietly` with an error of the Executor's own; both leave
-alone a future the user cancelled meanwhile.
+from a task's outcome, :func:`fail_quietly` with an error of the Executor's own. Both leave alone
+a future the user cancelled meanwhile, and both survive a done-callback that raises: the stdlib
+logs a callback's ``Exception`` itself, but a ``SystemExit`` or ``KeyboardInterrupt`` raised in a
+callback would escape ``set_result`` and, in a background thread, strand every other future
+that thread was about to resolve. They log it instead (a real Ctrl-C on the main thread still
+propagates).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any
@@ -25,15 +30,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from globus_compute.client.task_table import TaskOutcome
 
+log = logging.getLogger(__name__)
+
 __all__ = ["ComputeFuture", "fail_quietly", "resolve"]
+
+#: ``Future.__repr__``'s words for its states (the stdlib's map is private).
+_STATE_WORDS = {"CANCELLED_AND_NOTIFIED": "cancelled"}
 
 
 class _LeanCondition:
     """The part of ``threading.Condition`` that ``concurrent.futures`` uses, in fewer bytes.
 
     ``Future`` and the module functions ``wait``/``as_completed`` only use the context manager,
-    ``acquire``/``release``, ``wait(timeout)`` and ``notify_all``; nothing re-enters the lock
-    of one future while holding it, so a non-reentrant ``Lock`` suffices.
+    ``acquire``/``release``, ``wait(timeout)`` and ``notify_all``. The lock is not reentrant,
+    unlike the stdlib's (an ``RLock``): the one place the stdlib re-enters it is
+    ``Future.__repr__``, called by ``set_result``/``set_exception`` while holding the lock to
+    word their ``InvalidStateError``, and ``ComputeFuture.__repr__`` takes no lock.
     """
 
     __slots__ = ("_lock", "_waiters")
@@ -110,10 +122,20 @@ class ComputeFuture(Future[Any]):
         self.task_id = task_id
 
     def __repr__(self) -> str:
-        text = super().__repr__()
-        if self.task_id is None:
-            return text
-        return f"{text[:-1]} task_id={self.task_id}>"
+        # The stdlib's format, read without the lock (see _LeanCondition): a second set_result
+        # calls repr() while holding it. Each attribute read is atomic; a repr racing a state
+        # change may show either side of it, which is all a repr promises.
+        state, result, exception = self._state, self._result, self._exception
+        word = _STATE_WORDS.get(state, state.lower())
+        text = f"<{type(self).__name__} at {id(self):#x} state={word}"
+        if state == "FINISHED":
+            if exception is not None:
+                text += f" raised {type(exception).__name__}"
+            else:
+                text += f" returned {type(result).__name__}"
+        if self.task_id is not None:
+            text += f" task_id={self.task_id}"
+        return text + ">"
 
 
 def resolve(future: Future[Any], outcome: TaskOutcome) -> bool | None:
@@ -128,19 +150,36 @@ def resolve(future: Future[Any], outcome: TaskOutcome) -> bool | None:
     """
     if future.done():
         return None
+    succeeded = outcome.exception is None
     try:
-        if outcome.exception is None:
+        if succeeded:
             future.set_result(outcome.result)
-            return True
-        future.set_exception(outcome.exception)
-        return False
+        else:
+            future.set_exception(outcome.exception)
     except InvalidStateError:  # resolved concurrently
         return None
+    except BaseException as exc:  # a done-callback's; the future is resolved
+        _callback_escaped(future, exc)
+    return succeeded
 
 
-def fail_quietly(future: Future[Any], exc: BaseException) -> None:
-    """Fail a future unless the user already cancelled it (or something else resolved it)."""
+def fail_quietly(future: Future[Any], exc: BaseException) -> bool:
+    """Fail a future unless the user already cancelled it (or something else resolved it).
+
+    Returns:
+        True if this call failed it.
+    """
     try:
         future.set_exception(exc)
     except InvalidStateError:
-        pass
+        return False
+    except BaseException as escaped:  # a done-callback's; the future is failed
+        _callback_escaped(future, escaped)
+    return True
+
+
+def _callback_escaped(future: Future[Any], exc: BaseException) -> None:
+    """A done-callback raised past the stdlib's ``except Exception``: log it and go on."""
+    if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+        raise exc  # a real Ctrl-C
+    log.error("A done-callback of %r raised %r; ignored", future, exc, exc_info=exc)

@@ -34,6 +34,16 @@ future it owns gets ``ResultPollingError`` saying why, and the watcher hands lat
 fresh poller. An id the service keeps omitting (expired, or never known) fails the same way
 after ``missing_limit`` polls and ``missing_grace_s`` seconds. All of these knobs are one
 frozen :class:`PollSettings`.
+
+That is giving up. Dying is different: an exception escaping the loop is a defect, so the
+poller tells its watcher (``on_broken``, which breaks the Executor) and fails every future it
+owns with ``ExecutorBroken``. A result that cannot be deserialized is neither: the Client turns
+it into that one task's ``DeserializationError``, even when unpickling raised ``SystemExit``.
+
+The thread holds no reference to its Executor, only ``owner``, a weak one: once the Executor is
+collected, the poller resolves what it owns and then ends, as after ``close_when_idle``. An
+idle poller wakes every ``IDLE_CHECK_S`` to notice. No result stays referenced by the thread
+once its future is resolved.
 """
 
 from __future__ import annotations
@@ -54,7 +64,7 @@ from globus_compute.client.request_budget import (
     request_turn,
     retry_after_s,
 )
-from globus_compute.errors import RequestCancelled, ResultPollingError
+from globus_compute.errors import ExecutorBroken, RequestCancelled, ResultPollingError
 from globus_compute.executor.future import ComputeFuture, fail_quietly, resolve
 from globus_compute.executor.poll_chunks import MAX_ANSWER_BYTES, ChunkSizer
 from globus_compute.retry import Backoff
@@ -69,6 +79,9 @@ __all__ = ["PollSettings", "ResultPoller"]
 
 #: HTTP statuses that no retry will fix: the credentials are bad or lack permission.
 FATAL_HTTP_STATUSES = frozenset({401, 403})
+
+#: How often an idle poller wakes to see whether its Executor is still there.
+IDLE_CHECK_S = 1.0
 
 #: Task ids per long poll of the embedded service: it answers from SQLite in one query, and a
 #: larger chunk means fewer requests when many tasks are in flight.
@@ -161,6 +174,9 @@ class ResultPoller:
         client: The Executor's client (``get_task_outcomes(ids, wait=...)``).
         settings: Pacing, chunking and patience.
         on_resolved: Called with ``(succeeded, failed)`` counts after each round.
+        on_broken: Called with the reason if the thread dies of a defect (before its futures
+            are failed).
+        owner: A weak reference to the Executor; None for a poller of no Executor.
         clock: Monotonic clock (injectable for tests).
     """
 
@@ -170,6 +186,8 @@ class ResultPoller:
         settings: PollSettings,
         *,
         on_resolved: Callable[[int, int], None] | None = None,
+        on_broken: Callable[[str], None] | None = None,
+        owner: Callable[[], object | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -178,6 +196,8 @@ class ResultPoller:
         self.chunks = settings.chunk_sizer()
         self._backoff = settings.retry_backoff
         self._on_resolved = on_resolved
+        self._on_broken = on_broken
+        self._owner = owner
         self._clock = clock
         self._lock = threading.Lock()
         self._pending: collections.OrderedDict[str, ComputeFuture] = collections.OrderedDict()
@@ -231,7 +251,8 @@ class ResultPoller:
         self._wake.set()
 
     def stop(self, reason: str) -> None:
-        """End now; futures still pending get ``ResultPollingError(reason)`` (interpreter exit)."""
+        """End now: futures still pending fail with ``ResultPollingError(reason)`` before this
+        returns, and a request in flight delivers nothing (interpreter exit, watcher shutdown)."""
         with self._lock:
             self._stop_reason = reason
             self._closing = True
@@ -239,11 +260,11 @@ class ResultPoller:
                 self._exited = True
         self._stop.set()
         self._wake.set()
-        if self.thread.ident is None:
-            self._fail_all(reason)
+        self._fail_all(reason)
 
     def join(self, timeout: float | None = None) -> None:
-        if self.thread.ident is not None:
+        """Wait for the thread, if it was started (and is not the caller: a done-callback)."""
+        if self.thread.ident is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout)
 
     @property
@@ -263,7 +284,7 @@ class ResultPoller:
                     if not self.pending_count():
                         if self._idle_or_exit():
                             return
-                        if not settings.long_poll and self._turn_is_free():
+                        if not settings.long_poll and self.pending_count() and self._turn_is_free():
                             # New tasks: give them a moment to finish. (If the turn is not
                             # free, waiting for it is that moment.)
                             interval = self._pause(settings.min_interval_s)
@@ -279,7 +300,11 @@ class ResultPoller:
                         failures = counted
                         continue
                     failures = 0
+                    # Outside the try: a defect reading the answer kills the thread (broken),
+                    # it is not a failed request.
+                    self._size_next_poll(ids, answers, total)
                     resolved = self._apply(ids, answers)
+                    del answers  # hold no result while waiting for the next round
                     if settings.long_poll:
                         continue
                     if resolved * 2 >= len(ids) and total > len(ids):
@@ -292,12 +317,12 @@ class ResultPoller:
                     interval = self._pause(interval)
         except BaseException as exc:
             log.exception("Result poller thread failed")
-            self._give_up(f"the result poller thread failed: {exc!r}", exc)
+            self._die(f"The Executor's result poller thread failed: {exc!r}", exc)
             raise
         finally:
             with self._lock:
                 self._exited = True
-            self._fail_all(self._stop_reason)  # only non-empty after stop(); see _give_up
+            self._fail_all(self._stop_reason)  # only a hand-off that raced stop() is left
 
     def _poll(self) -> tuple[list[str], TaskOutcomes, int]:
         """One poll: take a turn in the budget, then ask about the next chunk of ids."""
@@ -305,10 +330,13 @@ class ResultPoller:
             ids, total = self._next_chunk()
             self._last_asked = len(ids)
             answers = self._client.get_task_outcomes(ids, wait=self._wait_for(total))
+        return ids, answers, total
+
+    def _size_next_poll(self, ids: list[str], answers: TaskOutcomes, total: int) -> None:
+        """Tell the chunk sizer what this poll asked and what its answer carried."""
         finished = sum(1 for outcome in answers.values() if not outcome.pending)
         more = total > len(ids)
         self.chunks.answered(len(ids), len(answers), finished, answers.answer_bytes, more)
-        return ids, answers, total
 
     def _after_failure(self, exc: Exception, failures: int) -> int | None:
         """Handle a failed poll; the consecutive failures counted now, or None to end."""
@@ -346,12 +374,15 @@ class ResultPoller:
     def _idle_or_exit(self) -> bool:
         """Nothing to poll: end if closing, else sleep until new work or a stop arrives."""
         with self._lock:
-            if self._closing and not self._pending:
+            if (self._closing or self._orphaned()) and not self._pending:
                 self._exited = True
                 return True
-        self._wake.wait(30.0)
+        self._wake.wait(IDLE_CHECK_S)
         self._wake.clear()
         return False
+
+    def _orphaned(self) -> bool:
+        return self._owner is not None and self._owner() is None
 
     def _wait_for(self, total: int) -> float:
         settings = self.settings
@@ -449,17 +480,31 @@ class ResultPoller:
             self._exited = True
         self._fail_all(reason, cause=exc)
 
-    def _fail_all(self, reason: str, cause: BaseException | None = None) -> None:
+    def _die(self, reason: str, exc: BaseException) -> None:
+        with self._lock:
+            self.failure = reason
+            self._exited = True
+        if self._on_broken is not None:
+            self._on_broken(reason)  # first, so no new work reaches this Executor meanwhile
+        self._fail_all(reason, cause=exc, error=ExecutorBroken)
+
+    def _fail_all(
+        self,
+        reason: str,
+        cause: BaseException | None = None,
+        error: type[ResultPollingError | ExecutorBroken] = ResultPollingError,
+    ) -> None:
         with self._lock:
             owned = list(self._pending.items())
             self._pending.clear()
             self._missing.clear()
+        failed = 0
         for task_id, future in owned:
-            err = ResultPollingError(
+            err = error(
                 f"{reason}. Task {task_id} was accepted by the service; fetch it later with "
                 "Executor.reload_tasks(task_group_id) or Client.get_result(task_id)."
             )
             err.__cause__ = cause
-            fail_quietly(future, err)
-        if owned and self._on_resolved is not None:
-            self._on_resolved(0, len(owned))
+            failed += fail_quietly(future, err)
+        if failed and self._on_resolved is not None:
+            self._on_resolved(0, failed)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from globus_compute.client.batch import result_serializer_path
 from globus_compute.protocol.ids import optional_uuid
 
 __all__ = [
+    "SettingsCell",
     "SubmitGroupKey",
     "TaskSettings",
     "canonical_json",
@@ -178,3 +180,46 @@ class TaskSettings:
             canonical_json(self.user_endpoint_config),
             self.result_serializer_paths,
         )
+
+
+class SettingsCell:
+    """An Executor's current :class:`TaskSettings`, replaced whole under a lock.
+
+    The Executor and its submitter thread share the cell, so the thread can read the task group
+    of a batch and record one the service created without holding a reference to the Executor
+    (which must stay collectable; see ``submitter``).
+
+    Args:
+        settings: The first settings.
+
+    Attributes:
+        current: The settings in force (one attribute read: a consistent set).
+    """
+
+    def __init__(self, settings: TaskSettings) -> None:
+        self._lock = threading.Lock()
+        self.current = settings
+        if settings.task_group_id is not None:
+            remember_task_group_id(settings.task_group_id)
+
+    def change(self, **change: Any) -> None:
+        """Replace the named fields (checked as :meth:`TaskSettings.replace` checks them)."""
+        with self._lock:
+            self.current = self.current.replace(**change)
+            task_group_id = self.current.task_group_id
+        if "task_group_id" in change and task_group_id is not None:
+            remember_task_group_id(task_group_id)
+
+    def current_task_group(self) -> str | None:
+        """The task group now, for a batch queued without one."""
+        return self.current.task_group_str
+
+    def learn_task_group(self, task_group_id: str) -> None:
+        """Adopt the group the service created for such a batch, unless one was set meanwhile."""
+        with self._lock:
+            if self.current.task_group_id is not None:
+                return
+            self.current = self.current.replace(task_group_id=task_group_id)
+            learned = self.current.task_group_id
+        if learned is not None:
+            remember_task_group_id(learned)

@@ -34,6 +34,16 @@ more. Like globus-sdk's own retry, a resend after a reset that hit a batch the s
 already accepted submits it twice; the first copy's tasks then run unobserved. ``abort`` cuts
 every such wait short (interpreter exit): what was not sent fails with ``ExecutorShutdown``.
 
+If the thread itself dies (an exception escaping its loop: a defect), the Executor is broken:
+the batch it was sending and everything queued fail with ``ExecutorBroken`` saying why, and
+``put`` raises it from then on. A broken result watcher (a poller thread died) has the same
+effect at the next batch: nothing more is sent that nobody would watch.
+
+The thread holds no reference to its Executor, only ``owner``, a weak one (the task-group
+callbacks are the Executor's settings cell's, not the Executor's). Once the Executor is collected
+the thread sends what is queued and ends, as after ``close()``; an idle thread wakes every
+``IDLE_CHECK_S`` to notice. It keeps no task (nor its future, nor its result) after sending it.
+
 Hand-off to the service is the point of no return for ``Future.cancel()``:
 ``set_running_or_notify_cancel`` is called just before the batch is built, and cancelled futures
 are left out.
@@ -92,6 +102,8 @@ MAX_REQUEST_BYTES = 9_500_000
 CONNECTION_RETRY_S = 120.0
 #: The pauses between those resends.
 CONNECTION_BACKOFF = Backoff(first_s=1.0, max_s=10.0)
+#: How often an idle submitter thread wakes to see whether its Executor is still there.
+IDLE_CHECK_S = 1.0
 #: Errors meaning "no HTTP answer at all". Read timeouts are left out: the service was reached.
 UNREACHABLE = (globus_sdk.GlobusConnectionError, globus_sdk.GlobusConnectionTimeoutError)
 
@@ -133,6 +145,7 @@ class TaskSubmitter:
         max_request_bytes: Payload bytes (``wire_bytes``) allowed in one request.
         connection_retry_s: How long a batch is resent while the service is unreachable.
         backoff: The pauses between those resends.
+        owner: A weak reference to the Executor; None for a submitter of no Executor.
         clock: Monotonic clock (injectable for tests).
     """
 
@@ -150,6 +163,7 @@ class TaskSubmitter:
         max_request_bytes: int = MAX_REQUEST_BYTES,
         connection_retry_s: float = CONNECTION_RETRY_S,
         backoff: Backoff = CONNECTION_BACKOFF,
+        owner: Callable[[], object | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -164,6 +178,7 @@ class TaskSubmitter:
         self.max_request_bytes = max_request_bytes
         self.connection_retry_s = connection_retry_s
         self._backoff = backoff
+        self._owner = owner
         self._clock = clock
         self._cv = threading.Condition(threading.Lock())
         self._queue: collections.deque[TaskItem] = collections.deque()
@@ -182,12 +197,14 @@ class TaskSubmitter:
         """Queue a task, starting the thread on first use; False once closed (nothing queued).
 
         Raises:
-            ExecutorBroken: The thread died of a defect; nothing will be sent any more.
+            ExecutorBroken: The thread, or a result poller, died of a defect; nothing will be
+                sent any more.
         """
         item.size = wire_bytes(item.payload)  # outside the lock: a payload may be megabytes
         with self._cv:
-            if self._broken is not None:
-                raise ExecutorBroken(self._broken)
+            broken = self.broken
+            if broken is not None:
+                raise ExecutorBroken(broken)
             if self._closing:
                 return False
             item.arrived_busy = self._busy
@@ -222,14 +239,22 @@ class TaskSubmitter:
         self._abort.set()
         self.close()
 
+    @property
+    def broken(self) -> str | None:
+        """Why the Executor is broken (this thread or a result poller died), if it is."""
+        return self._broken or self._watcher.broken
+
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the thread, if it was started."""
-        if self.thread.ident is not None:
+        """Wait for the thread, if it was started (and is not the caller: a done-callback)."""
+        if self.thread.ident is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout)
 
     # -- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        # The batch being sent stays here until it is sent, so that if the thread dies its
+        # futures are failed too; emptied before the next wait (it holds futures and results).
+        groups: dict[SubmitGroupKey, list[TaskItem]] = {}
         try:
             with cancelled_by(self._abort):
                 while not self._stop.is_set():
@@ -238,38 +263,47 @@ class TaskSubmitter:
                     if kind is None:
                         self._stop.set()
                         break
-                    groups: dict[SubmitGroupKey, list[TaskItem]] = {}
                     try:
                         with request_turn(self._budget, kind):
                             groups = self._drain()
                             while groups:
                                 key = next(iter(groups))
-                                self._send(key, groups.pop(key))
+                                self._send(key, groups[key])
+                                del groups[key]
                     except RequestCancelled:
                         err = ExecutorShutdown(f"{self._abort_reason}; the task was not sent")
                         self._fail([item for items in groups.values() for item in items], err)
+                        groups = {}
                         self._fail_queued(err)
                         break
                     with self._cv:
                         self._busy = False
-        except BaseException as exc:  # a defect here must not strand queued futures
+        except BaseException as exc:  # a defect here must not strand a single future
             log.exception("Task submitter thread failed")
-            reason = f"The Executor's task submitter thread failed: {exc!r}"
-            with self._cv:
-                self._broken = reason
-            self._fail_queued(ExecutorBroken(reason))
+            in_flight = [item for items in groups.values() for item in items]
+            self._break(f"The Executor's task submitter thread failed: {exc!r}", in_flight, exc)
             raise
         finally:
             self._stop.set()
+
+    def _break(
+        self, reason: str, in_flight: list[TaskItem], cause: BaseException | None = None
+    ) -> None:
+        """The Executor is broken: refuse more, fail the batch in flight and all queued."""
+        with self._cv:
+            if self._broken is None:
+                self._broken = reason
+        err = ExecutorBroken(reason)
+        err.__cause__ = cause
+        self._fail(in_flight, err)
+        self._fail_queued(err)
 
     def _fail_queued(self, err: BaseException) -> None:
         """Close, and fail every queued task with ``err``."""
         with self._cv:
             self._closing = True
             stranded = self._take_all_locked()
-        for item in stranded:
-            fail_quietly(item.future, err)
-        self._counts.add_failed(len(stranded))
+        self._fail(stranded, err)
 
     def _take_all_locked(self) -> list[TaskItem]:
         items = list(self._queue)
@@ -304,9 +338,9 @@ class TaskSubmitter:
         """
         with self._cv:
             while not self._queue:
-                if self._closing:
+                if self._closing or self._orphaned():
                     return None
-                self._cv.wait()
+                self._cv.wait(IDLE_CHECK_S)
             if not self._closing and self._queue[0].arrived_busy:
                 deadline = self._queue[0].queued_at + self.batch_interval
                 while not self._closing and not self._queue_is_full():
@@ -320,6 +354,9 @@ class TaskSubmitter:
     def _drain(self) -> dict[SubmitGroupKey, list[TaskItem]]:
         with self._cv:
             return self._drain_locked()
+
+    def _orphaned(self) -> bool:
+        return self._owner is not None and self._owner() is None
 
     def _queue_is_full(self) -> bool:
         return len(self._queue) >= self.batch_size or self._queued_bytes >= self.max_request_bytes
@@ -348,6 +385,10 @@ class TaskSubmitter:
         if len(live) < len(items):
             self._counts.add_cancelled(len(items) - len(live))
         if not live:
+            return
+        broken = self._watcher.broken
+        if broken is not None:  # a poller died: nobody would watch these tasks
+            self._break(broken, live)
             return
         by_function: dict[str, list[TaskItem]] = {}
         for item in live:
@@ -447,9 +488,8 @@ class TaskSubmitter:
             self._watcher.watch(pairs)
 
     def _fail(self, items: list[TaskItem], exc: BaseException) -> None:
-        for item in items:
-            fail_quietly(item.future, exc)
-        self._counts.add_failed(len(items))
+        failed = sum(fail_quietly(item.future, exc) for item in items)
+        self._counts.add_failed(failed)
 
 
 def _loads(canonical: str | None) -> dict[str, Any] | None:

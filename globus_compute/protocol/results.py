@@ -81,15 +81,25 @@ def lost_task_text(failures: list[str]) -> str:
     return "".join(blocks)
 
 
-def worker_lost_reason(task_id: str, worker: str, exitcode: int | None) -> str:
-    """``repr`` of the WorkerLost of a task whose worker process died under it."""
+def worker_lost_reason(
+    task_id: str, worker: str, exitcode: int | None, *, finished: bool = False
+) -> str:
+    """``repr`` of the WorkerLost of a task whose worker process died under it.
+
+    Args:
+        finished: The worker had run the task to its end, but died before sending the result.
+    """
     if exitcode is None:
         how = "with an unknown exit status"
     elif exitcode < 0:
         how = f"from signal {_signal_name(-exitcode)}"
     else:
         how = f"with exit code {exitcode}"
-    return repr(WorkerLost(f"{worker} died {how} while running task {task_id}"))
+    if finished:
+        what = f"after it finished task {task_id}, before sending the result"
+    else:
+        what = f"while running task {task_id}"
+    return repr(WorkerLost(f"{worker} died {how} {what}"))
 
 
 #: Why the service gave up on a task an endpoint held, by cause.
@@ -99,6 +109,7 @@ _ENDPOINT_LOST_CAUSES = {
         "the endpoint {endpoint} was restarted while running it (the previous agent process "
         "stopped heartbeating)"
     ),
+    "stopped": "the endpoint {endpoint} was stopped before the task finished",
     "deleted": "the endpoint {endpoint} was deleted",
 }
 
@@ -109,7 +120,7 @@ def endpoint_lost_text(
     """The failure text of a task the service took back from its endpoint for good.
 
     Args:
-        cause: ``expired``, ``restarted`` or ``deleted``.
+        cause: ``expired``, ``restarted``, ``stopped`` or ``deleted``.
         attempts: How many times the task was started, when known.
     """
     why = _ENDPOINT_LOST_CAUSES[cause].format(endpoint=endpoint_id)

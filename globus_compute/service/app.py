@@ -27,8 +27,15 @@ log = logging.getLogger(__name__)
 
 
 async def _sweep(ctx: ServiceContext) -> None:
-    """Release expired leases every ``sweep_interval_s``; purge old tasks every purge interval."""
+    """Release expired leases every ``sweep_interval_s``; purge old tasks every purge interval.
+
+    First, every lease gets a fresh term: the service was down, not the endpoints.
+    """
     loop = asyncio.get_running_loop()
+    try:
+        sweep.restart_lease_clocks(ctx)
+    except Exception:
+        log.exception("Renewing the leases at start failed")
     next_purge = loop.time()
     while True:
         try:

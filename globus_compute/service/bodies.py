@@ -18,16 +18,33 @@ from starlette.responses import Response
 from globus_compute.service.errors import ApiError, invalid
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 4xx explaining what is wrong with it."""
+async def json_object(request: Request, *, lone_surrogates: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx explaining what is wrong with it.
+
+    Args:
+        lone_surrogates: Also accept strings holding lone surrogates (``"\\ud800"``): valid
+            JSON, but not Unicode, so ``orjson`` refuses them. The caller must make what it
+            stores valid text (the agent's results route: one task's exception text must not
+            fail the batch it came in).
+    """
     raw = await request.body()
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "BAD_REQUEST", f"Request body is not valid JSON: {exc}") from None
+        body = _lenient_json(raw) if lone_surrogates else None
+        if body is None:
+            raise ApiError(400, "BAD_REQUEST", f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")
     return body
+
+
+def _lenient_json(raw: bytes) -> Any:
+    """``raw`` parsed by the standard library, which keeps lone surrogates; None if invalid."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
 
 
 def json_response(data: Any, status_code: int = 200) -> Response:

@@ -9,7 +9,7 @@ import dill
 import pytest
 from responses import matchers
 
-from globus_compute.errors import SerializationError, TaskExecutionFailed, TaskPending
+from globus_compute.errors import DeserializationError, TaskExecutionFailed, TaskPending
 from globus_compute.serialize import ComputeSerializer
 from tests.support.clients import BASE, make_client
 
@@ -77,10 +77,10 @@ def test_wrong_task_id_in_document_is_a_clear_error(rsps, client):
         client.get_task(T1)
 
 
-def test_undeserializable_result_raises_serialization_error_and_is_not_cached(rsps, client):
+def test_undeserializable_result_raises_deserialization_error_and_is_not_cached(rsps, client):
     rsps.get(f"{BASE}/v2/tasks/{T1}", json={"task_id": T1, "status": "success", "result": "zz\nx"})
     rsps.get(f"{BASE}/v2/tasks/{T1}", json=success(T1, 7))
-    with pytest.raises(SerializationError, match="Result Object Deserialization"):
+    with pytest.raises(DeserializationError, match=f"the result of task {T1}"):
         client.get_result(T1)
     assert client.get_result(T1) == 7
 
@@ -176,7 +176,9 @@ def test_batch_result_reports_undigestible_documents_as_exceptions(rsps, client)
     rsps.post(f"{BASE}/v2/batch_status", json=batch_answer(success(T1, 1), bad))
     out = client.get_batch_result([T1, T2])
     assert out[T1]["result"] == 1
-    assert isinstance(out[T2]["exception"], SerializationError)
+    assert isinstance(out[T2]["exception"], DeserializationError)
+    assert out[T2]["status"] == "failed"  # regression (issue 13 item 4): it said "success"
+    assert "result" not in out[T2]
 
 
 def test_batch_result_empty_list_makes_no_request(rsps, client):

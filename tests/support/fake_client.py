@@ -3,10 +3,12 @@
 It implements ``globus_compute.executor.client_protocol.ExecutorClient``, the interface the
 Executor needs of a client and nothing more (``tox -e mypy`` checks that it does), with the same
 signatures and answer shapes as the real Client, and "runs" tasks in-process when they are
-submitted (or later, when a test says so). Tests steer it through plain attributes:
-``submit_gate`` holds ``batch_run`` until set, ``submit_errors``/``poll_errors`` make the next
-calls raise, ``submit_answers`` replaces the next submit answers, ``auto_finish=False`` keeps
-tasks pending until ``finish()``, ``max_poll_ids`` makes larger polls fail with a 413.
+submitted (or later, when a test says so). Like the real service it keeps functions and results
+serialized, never the objects themselves, so tests can check what the Executor keeps alive.
+Tests steer it through plain attributes: ``submit_gate`` holds ``batch_run`` until set,
+``submit_errors``/``poll_errors`` make the next calls raise, ``submit_answers`` replaces the next
+submit answers, ``auto_finish=False`` keeps tasks pending until ``finish()``, ``max_poll_ids``
+makes larger polls fail with a 413.
 
 Like the real Client it spends a turn of its ``request_budget`` (if given) on every request,
 so Executor tests can watch the budget's pacing without HTTP; each poll answer reports
@@ -20,7 +22,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from globus_compute.client.environments import is_loopback_url
 from globus_compute.client.request_budget import RequestBudget, spend_turn
@@ -34,6 +36,12 @@ if TYPE_CHECKING:
     from globus_compute.executor.client_protocol import ExecutorClient
 
 WAITING = TaskOutcome(TaskState.WAITING_FOR_EP.value, pending=True)
+
+
+class _Stored(NamedTuple):
+    """A result as the service keeps it: serialized."""
+
+    text: str
 
 
 class FakeBatch:
@@ -81,7 +89,7 @@ class FakeClient:
         self.answer_bytes_per_task = 300
         self.fx_serializer = ComputeSerializer()
         self.auto_finish = auto_finish
-        self.functions: dict[str, Any] = {}
+        self.functions: dict[str, str] = {}  # function id -> serialized function
         self.registrations: list[str] = []
         self.batches: list[FakeBatch] = []
         self.batch_times: list[float] = []
@@ -108,7 +116,7 @@ class FakeClient:
         ha_endpoint_id: UuidLike | None = None,
     ) -> str:
         fid = str(uuid.uuid4())
-        self.functions[fid] = function
+        self.functions[fid] = self.fx_serializer.serialize(function)
         self.registrations.append(fid)
         return fid
 
@@ -187,11 +195,18 @@ class FakeClient:
                 if remaining <= 0:
                     break
                 self._cv.wait(remaining)
-            answers = TaskOutcomes((t, self._outcomes[t]) for t in ids if t in self._outcomes)
+            found = {t: self._outcomes[t] for t in ids if t in self._outcomes}
+        # As the real Client does, a result is read from its serialized form for each answer.
+        answers = TaskOutcomes((t, self._readable(outcome)) for t, outcome in found.items())
         answers.answer_bytes = sum(
             100 if o.pending else self.answer_bytes_per_task for o in answers.values()
         )
         return answers
+
+    def _readable(self, outcome: TaskOutcome) -> TaskOutcome:
+        if not isinstance(outcome.result, _Stored):
+            return outcome
+        return outcome._replace(result=self.fx_serializer.deserialize(outcome.result.text))
 
     def get_task_group(self, task_group_id: UuidLike) -> dict[str, Any]:
         with self._cv:
@@ -209,7 +224,8 @@ class FakeClient:
                 function_id, payload = self._calls[tid]
                 args, kwargs = map(self.fx_serializer.deserialize, unpack_buffers(payload))
                 try:
-                    result = self.functions[function_id](*args, **kwargs)
+                    function = self.fx_serializer.deserialize(self.functions[function_id])
+                    result = _Stored(self.fx_serializer.serialize(function(*args, **kwargs)))
                     outcome = TaskOutcome(TaskState.SUCCESS.value, False, result, completion_t="1")
                 except Exception:
                     error = TaskExecutionFailed(traceback.format_exc(), "1")
@@ -220,7 +236,8 @@ class FakeClient:
             self._cv.notify_all()
 
     def set_outcome(self, task_id: str, outcome: TaskOutcome) -> None:
-        """Make the service report ``outcome`` for ``task_id`` from now on."""
+        """Make the service report ``outcome`` for ``task_id`` from now on (a successful
+        outcome's ``result`` is the object itself, handed out as it is)."""
         with self._cv:
             self._outcomes[task_id] = outcome
             self._cv.notify_all()

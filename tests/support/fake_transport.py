@@ -61,6 +61,7 @@ class FakeAgentService:
             None to accept it.
         refuse_heartbeat: An HTTP status every heartbeat is refused with, or None.
         unreachable: While set, every call fails transiently (and so waits for its abort).
+        resolved: Task ids a heartbeat that holds them is told to ``drop``.
     """
 
     def __init__(self, lease_s: float = 3.0) -> None:
@@ -72,6 +73,10 @@ class FakeAgentService:
         self.registrations: list[dict[str, Any]] = []
         self.claim_sizes: list[int] = []
         self.heartbeats: list[tuple[WorkerStatus, list[str] | None]] = []
+        #: The ``phase`` of each heartbeat, in order (None while running).
+        self.phases: list[str | None] = []
+        #: Task ids the service "already resolved": a heartbeat holding one answers it in drop.
+        self.resolved: set[str] = set()
         self.accepted_posts: list[list[TaskResult]] = []
         self.refused_posts: list[tuple[int, list[TaskResult]]] = []
         self.results: dict[str, TaskResult] = {}
@@ -117,13 +122,17 @@ class FakeAgentService:
             self._changed.notify_all()
         return ENDPOINT_ID
 
-    def _heartbeat(self, status: WorkerStatus, held: list[str] | None) -> HeartbeatResponse:
+    def _heartbeat(
+        self, status: WorkerStatus, held: list[str] | None, phase: str | None
+    ) -> HeartbeatResponse:
         with self._changed:
             self.heartbeats.append((status, held))
+            self.phases.append(phase)
             self._changed.notify_all()
             if self.refuse_heartbeat is not None:
                 raise ServiceRefused(self.refuse_heartbeat, '{"code": "UNAUTHORIZED"}')
-            return {"lease_s": self.lease_s, "stop": self.stop_requested}
+            drop = [t for t in held or () if t in self.resolved]
+            return {"lease_s": self.lease_s, "stop": self.stop_requested, "drop": drop}
 
     def _claim(self, max_tasks: int, wait_s: float) -> ClaimResponse:
         with self._changed:
@@ -161,11 +170,15 @@ class FakeTransport:
         return self.service._register(name, metadata, display_name)
 
     def heartbeat(
-        self, endpoint_id: str, status: WorkerStatus, held: list[str] | None = None
+        self,
+        endpoint_id: str,
+        status: WorkerStatus,
+        held: list[str] | None = None,
+        phase: str | None = None,
     ) -> HeartbeatResponse:
         assert endpoint_id == ENDPOINT_ID
         self._reach()
-        return self.service._heartbeat(status, held)
+        return self.service._heartbeat(status, held, phase)
 
     def claim(self, endpoint_id: str, max_tasks: int, wait_s: float) -> ClaimResponse:
         assert endpoint_id == ENDPOINT_ID

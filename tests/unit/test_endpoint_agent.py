@@ -82,7 +82,7 @@ def assert_next_heartbeat_holds(service: FakeAgentService, held: list[str]) -> N
     """A heartbeat sent from now on (within seconds) lists exactly ``held``."""
     seen = len(service.heartbeats)
     service.wait_for(
-        lambda: any(h == held for _, h in service.heartbeats[seen:]),
+        lambda: any(sorted(h or []) == sorted(held) for _, h in service.heartbeats[seen:]),
         f"a heartbeat holding {held}",
         timeout=5,
     )
@@ -350,3 +350,134 @@ def test_shutdown_of_an_agent_never_started_stops_its_engine() -> None:
     agent.shutdown()
     with pytest.raises(RuntimeError, match="not running"):
         engine.submit([claimed_task("late", square, 1)])
+
+
+# -- who owns a task: start, drop, leases in doubt, goodbye ----------------------------------
+
+STARTED: list[str] = []
+
+
+def note_start(name: str) -> str:
+    STARTED.append(name)
+    return name
+
+
+def test_the_first_heartbeat_takes_over_and_the_last_hands_back_what_is_held(gate) -> None:
+    gate("goodbye")
+    service = FakeAgentService()
+    service.add_tasks([claimed_task("stuck", held_at_gate, "goodbye")])
+    agent = make_agent(service, drain_timeout_s=0.2)
+    agent.start()
+    try:
+        assert service.phases[0] == "starting" and service.heartbeats[0][1] == []
+        service.wait_for(lambda: service.queued == 0, "the claim")
+    finally:
+        agent.stop()
+        agent.shutdown()
+    # The drain ran out: the goodbye hands the unfinished task back to the service at once.
+    assert service.phases[-1] == "stopping"
+    assert service.heartbeats[-1][1] == ["stuck"]
+    assert service.phases.count("stopping") == 1 and service.phases.count("starting") == 1
+    assert agent_threads() == []
+
+
+def test_held_tasks_the_service_already_resolved_are_dropped_before_they_start(gate) -> None:
+    """Regression (issue 14, item 9): tasks the service failed with EndpointLost while the
+    agent was out of touch still ran afterwards."""
+    opened = gate("busy")
+    STARTED.clear()
+    service = FakeAgentService()
+    service.add_tasks(
+        [
+            claimed_task("busy", held_at_gate, "busy"),
+            claimed_task("resolved", note_start, "resolved"),
+            claimed_task("kept", note_start, "kept"),
+        ]
+    )
+    engine = ThreadEngine(1)  # "busy" holds the one worker; the others wait in its queue
+    agent = make_agent(service, engine)
+    agent.start()
+    try:
+        service.wait_for(lambda: service.queued == 0, "the claim")
+        service.resolved.add("resolved")
+        assert_next_heartbeat_holds(service, ["busy", "kept"])  # dropped, no longer held
+        opened.set()
+        service.wait_for(reported(service, "busy", "kept"), "the other results")
+        wait_until_idle(engine)
+    finally:
+        agent.stop()
+        agent.shutdown()
+    assert STARTED == ["kept"]
+    assert "resolved" not in service.results
+
+
+def test_no_task_starts_while_the_service_is_out_of_touch_past_the_lease(gate) -> None:
+    opened = gate("first")
+    STARTED.clear()
+    service = FakeAgentService(lease_s=0.3)
+    service.add_tasks([claimed_task("first", held_at_gate, "first")])
+    service.add_tasks([claimed_task("second", note_start, "second")])
+    engine = ThreadEngine(1)
+    agent = make_agent(service, engine)
+    agent.start()
+    try:
+        service.wait_for(lambda: service.queued == 0, "the claims")
+        service.unreachable.set()
+        seen = len(service.heartbeats)
+        # Out of touch for more than a lease: the service may have given the tasks away.
+        threading.Event().wait(3 * service.lease_s)
+        opened.set()
+        threading.Event().wait(3 * service.lease_s)  # a bounded chance to (wrongly) start it
+        assert STARTED == [] and len(service.heartbeats) == seen
+        service.unreachable.clear()
+        service.wait_for(reported(service, "first", "second"), "both results")
+    finally:
+        agent.stop()
+        agent.shutdown()
+    assert STARTED == ["second"]
+
+
+def test_a_batch_refused_because_of_one_result_fails_only_that_task() -> None:
+    """Regression (issue 14, item 5): a 400 for one result replaced the whole batch."""
+    service = FakeAgentService()
+    service.refuse_results = lambda batch: (
+        400 if any(r["task_id"] == "bad" and r["status"] == "success" for r in batch) else None
+    )
+    service.unreachable.set()  # results accumulate into one batch meanwhile
+    service.add_tasks([claimed_task(t, square, 2) for t in ("a", "bad", "b", "c")])
+    engine = ThreadEngine(2)
+    agent = make_agent(service, engine)
+    starter = threading.Thread(target=agent.start, name="test-agent-start")
+    service.unreachable.clear()
+    starter.start()
+    starter.join(30)
+    try:
+        service.wait_for(reported(service, "a", "bad", "b", "c"), "four results")
+    finally:
+        agent.stop()
+        agent.shutdown()
+    assert service.results["bad"]["status"] == "failed"
+    assert "HTTP 400" in service.results["bad"]["exception"]
+    assert all(service.results[t]["status"] == "success" for t in "abc")
+
+
+def test_a_task_claimed_again_while_still_held_runs_once(gate) -> None:
+    opened = gate("again")
+    service = FakeAgentService()
+    service.add_tasks([claimed_task("again", held_at_gate, "again")])
+    engine = ThreadEngine(2)
+    agent = make_agent(service, engine)
+    agent.start()
+    try:
+        service.wait_for(lambda: service.queued == 0, "the claim")
+        # The service re-queued it (out of touch) and hands it out again, attempt 2.
+        service.add_tasks([claimed_task("again", held_at_gate, "again", attempt=2)])
+        service.wait_for(lambda: service.queued == 0, "the second claim")
+        assert engine.status()["outstanding_tasks"] == 1
+        opened.set()
+        service.wait_for(reported(service, "again"), "its result")
+    finally:
+        agent.stop()
+        agent.shutdown()
+    posted = [r["task_id"] for post in service.accepted_posts for r in post]
+    assert posted == ["again"]

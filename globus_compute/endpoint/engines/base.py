@@ -16,6 +16,14 @@ Rules every engine keeps:
   within ``1 + max_retries_on_system_failure`` (counting the service's ``attempt`` number), and
   otherwise fails with ``WorkerLost`` text (:func:`~globus_compute.protocol.results.lost_task_text`
   of the :func:`~globus_compute.protocol.results.worker_lost_reason` of each attempt).
+- A task a worker process ran counts as run when that process dies, whether it died while
+  running the task or after finishing it with the result not yet sent: the engine never runs
+  it again beyond the budget above, so with ``max_retries_on_system_failure=0`` a task runs at
+  most once (a finished task whose result died with its worker fails with ``WorkerLost`` text
+  saying so).
+- While ``EngineContext.leases_current()`` is False (the agent has not heard from the service
+  for a lease: the service may have given its tasks away), no task starts; tasks the service
+  has already resolved are then taken back with :meth:`Engine.drop` before they start.
 - Every result document is built by :mod:`globus_compute.protocol.results`.
 - The engine's state follows :class:`~globus_compute.endpoint.lifecycle.Lifecycle`: ``start``
   once, ``submit`` only while running, ``shutdown`` from any state (also after a ``start`` that
@@ -26,7 +34,7 @@ Rules every engine keeps:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
@@ -44,11 +52,14 @@ class EngineContext:
         result_sink: Called with each batch of finished results.
         max_retries_on_system_failure: Extra runs allowed for a task lost with its worker (the
             reference endpoint's setting name); 0 fails it on the first loss.
+        leases_current: Whether the agent's leases are known to run; while False no task may
+            start (checked before each start, or each chunk of starts).
     """
 
     endpoint_id: str
     result_sink: ResultSink
     max_retries_on_system_failure: int = 0
+    leases_current: Callable[[], bool] = lambda: True
 
 
 class Engine(abc.ABC):
@@ -96,6 +107,16 @@ class Engine(abc.ABC):
         would never be given the work that starts them.
         """
         return self.status()["total_workers"]
+
+    def drop(self, task_ids: Collection[str]) -> int:
+        """Forget submitted tasks that have not started; returns how many were dropped.
+
+        The service has already resolved them (no result is expected), so they produce no
+        result and leave ``outstanding_tasks``. Tasks already running, or unknown, are left
+        alone. The default drops nothing: an engine that hands tasks on at once (to Parsl's
+        interchange, say) cannot take them back.
+        """
+        return 0
 
     @abc.abstractmethod
     def shutdown(self, timeout: float = 10.0) -> None:

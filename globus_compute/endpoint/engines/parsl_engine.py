@@ -24,9 +24,11 @@ from a template; this engine serves its single owner and fails such tasks with a
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import queue
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -65,6 +67,9 @@ STATUS_MAX_AGE_S = 0.5
 LINGER_S = 0.002
 #: How long the results thread waits for a result before re-checking its stop event.
 IDLE_WAIT_S = 0.2
+
+#: The commands HTEX runs by name (see :func:`put_parsl_scripts_on_path`).
+PARSL_SCRIPTS = ("interchange.py", "process_worker_pool.py")
 
 #: Import path HTEX workers call for each task (Parsl's ``task_executor`` context key).
 WORKER_ENTRY = f"{__name__}.run_in_htex_worker"
@@ -163,6 +168,7 @@ class ParslEngine(Engine):
         script_dir.mkdir(exist_ok=True)
         provider: Any = htex.provider
         provider.script_dir = str(script_dir)
+        put_parsl_scripts_on_path()
         htex.start()  # type: ignore[no-untyped-call]
         self._htex = htex
         # The poller's first round scales out init_blocks at once; later rounds follow the
@@ -380,6 +386,23 @@ class ParslEngine(Engine):
     def _failed(self, task: ClaimedTask, text: str) -> TaskResult:
         endpoint_id = self._context.endpoint_id if self._context else ""
         return failed_result(task["task_id"], text, {"endpoint_id": endpoint_id})
+
+
+def put_parsl_scripts_on_path() -> None:
+    """Make HTEX's commands (``interchange.py``, ``process_worker_pool.py``) findable.
+
+    HTEX starts them by name from ``PATH``, which holds them only while their virtual
+    environment is activated. When they are not found there but sit next to this Python (an
+    agent started as ``/path/to/venv/bin/python -m globus_compute.endpoint``), that directory is
+    put first on this process's ``PATH``, which the interchange and locally started worker
+    pools inherit.
+    """
+    bin_dir = os.path.dirname(sys.executable)
+    if shutil.which(PARSL_SCRIPTS[0]) is not None:
+        return
+    if all(os.path.exists(os.path.join(bin_dir, script)) for script in PARSL_SCRIPTS):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)])
+        log.info("Parsl's scripts are not on PATH; using those in %s", bin_dir)
 
 
 def _exception_line(exc: BaseException) -> str:
