@@ -11,6 +11,10 @@
 Unix socket of the state dir. ``Client(environment="local")`` and ``endpoint`` use that socket
 and the default identity's token file from the default state dir, so their token reaches only
 their owner's service; no token is ever passed on a command line.
+
+``--rate-limit 2 --rate-burst 20`` (``serve`` and ``up``) enforces the hosted service's
+20 requests per 10 s per identity, answering 429 with ``Retry-After`` beyond it: the way to
+rehearse a workload against the hosted limits (README, "Rate limits").
 """
 
 from __future__ import annotations
@@ -38,9 +42,19 @@ def _exec_module(module: str, args: list[str]) -> int:
     return 0  # not reached
 
 
+def _rate_args(ns: argparse.Namespace) -> list[str]:
+    """The service's rate-limit options, as given."""
+    args = []
+    if ns.rate_limit is not None:
+        args += ["--rate-limit", str(ns.rate_limit)]
+    if ns.rate_burst is not None:
+        args += ["--rate-burst", str(ns.rate_burst)]
+    return args
+
+
 def cmd_serve(ns: argparse.Namespace) -> int:
     args = ["--host", ns.host, "--port", str(ns.port), "--state-dir", str(ns.state_dir)]
-    return _exec_module("globus_compute.service", args)
+    return _exec_module("globus_compute.service", args + _rate_args(ns))
 
 
 def cmd_token(ns: argparse.Namespace) -> int:
@@ -86,6 +100,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
         state_dir=ns.state_dir,
         port=ns.port,
         allowed_serializers=allowed,
+        service_args=_rate_args(ns),
     )
     with local:
         assert local.state_dir is not None
@@ -102,6 +117,23 @@ def cmd_up(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _add_rate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        metavar="PER_S",
+        help="requests per second allowed per identity (429 beyond); 2 = the hosted limit",
+    )
+    parser.add_argument(
+        "--rate-burst",
+        type=float,
+        default=None,
+        metavar="N",
+        help="requests an identity may send at once (default: 10 s worth of --rate-limit)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from globus_compute.endpoint.main import RefuseTokenOnArgv
 
@@ -116,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--state-dir", default=default_dir)
+    _add_rate_options(serve)
     serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="print a bearer token, creating the identity")
@@ -146,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--engine", choices=["process", "thread", "parsl"], default="process")
     up.add_argument("--state-dir", default=default_dir)
     up.add_argument("--allowed-serializers", default=None, help=ALLOWED_HELP)
+    _add_rate_options(up)
     up.set_defaults(func=cmd_up)
     return parser
 

@@ -19,6 +19,8 @@
      │    │                                 failed with this, and submit raises it
      │    ├── InvalidServiceResponse      (also ValueError) the service answered with a
      │    │                                 document we cannot use (a submit, a task)
+     │    ├── RequestCancelled            a request waiting for its turn in the request budget
+     │    │                                 (or out a 429's Retry-After) was called off
      │    ├── ServiceRefused              an agent's request refused for good (http_status)
      │    ├── LocalComputeError           (also RuntimeError) the embedded stack cannot start
      │    ├── LocalTokenMissing           (also FileNotFoundError) no local token to use
@@ -64,6 +66,7 @@ __all__ = [
     "ExecutorShutdown",
     "ExecutorBroken",
     "InvalidServiceResponse",
+    "RequestCancelled",
     "ServiceRefused",
     "LocalComputeError",
     "LocalTokenMissing",
@@ -195,6 +198,11 @@ class ExecutorBroken(_MessageError, concurrent.futures.BrokenExecutor):
 
 class InvalidServiceResponse(_MessageError, ValueError):
     """The Compute service answered with a document that cannot be used as it is."""
+
+
+class RequestCancelled(_MessageError):
+    """A request was waiting for its turn (the request budget, a 429's ``Retry-After``) and
+    was called off by a shutdown; it was not sent."""
 
 
 class ServiceRefused(_MessageError):

@@ -9,7 +9,9 @@ only caller that uses a Client from several threads at once.
     client           Client: one method per documented call (register, run, results, ...)
     rest             globus-sdk's v2/v3 Compute clients, per-request retries, request bodies
     auth             which credentials: authorizer, GlobusApp, local token, client identity
-    environments     which service URL (environment names, overrides, loopback test)
+    environments     which service URL (environment names, overrides, loopback test,
+                     whether polls are held)
+    request_budget   the per-identity request budget: turns, 429 drains, the poll share
     task_table       task documents -> TaskOutcome; the bounded cache of finished tasks
     result_trust     which results may be deserialized: JSON from anyone, dill from own endpoints
     batch            Batch: the body of one submit request; one call's packed payload

@@ -5,6 +5,17 @@ what goes on the wire is what the reference ``globus-compute-sdk`` sends. This m
 what to send and what the answers mean; ``task_table`` parses task documents and caches the
 finished ones, ``auth`` picks credentials, ``environments`` picks the URL.
 
+Every request goes through one seam, ``_request``: it waits for a turn in the identity's
+request budget (``request_budget``), sends, and handles a 429 itself, draining the budget and
+resending after ``Retry-After`` for as long as it takes (globus-sdk's five retries would give
+up on a long rate limit and fail the call). It also logs in again once on an auth requirement.
+
+Two properties of the service are explicit, not guessed at each call: ``request_budget`` (None
+for the embedded service, which has no rate limit) and ``long_poll`` (whether the service
+holds ``batch_status`` requests, which only our embedded service does). Both default from the
+URL (loopback: the embedded service) and both can be set, so the hosted code paths can be
+rehearsed against the embedded service (README, "Rate limits").
+
 Threads: the Executor calls one Client from its submitter and poller threads at once, and a
 long-polling ``get_batch_result(wait=...)`` must not hold up submissions, so there is no
 per-Client request lock (the reference has one). That is safe because each globus-sdk request
@@ -30,11 +41,24 @@ from globus_sdk.gare import to_gares
 from globus_compute.client import auth, environments, rest
 from globus_compute.client.batch import Batch, user_runtime
 from globus_compute.client.hardware_report import run_hardware_report
+from globus_compute.client.request_budget import (
+    AUTO,
+    RequestBudget,
+    RequestRate,
+    configured_rate,
+    identity_key,
+    is_rate_limited,
+    pause,
+    retry_after_s,
+    shared_budget,
+    spend_turn,
+)
 from globus_compute.client.result_trust import ResultTrust
 from globus_compute.client.task_table import (
     DEFAULT_TASK_CACHE_SIZE,
     TaskEntry,
     TaskOutcome,
+    TaskOutcomes,
     TaskTable,
 )
 from globus_compute.errors import InvalidServiceResponse, TaskPending
@@ -71,10 +95,23 @@ class Client:
             default (False) only JSON results are read from endpoints you do not own: loading
             a dill result runs code its endpoint's owner chose, in this process. Set it only
             for endpoints whose owners you trust with your account (see ``result_trust``).
+        request_budget: Requests this Client's identity may send: a ``RequestRate``, a string
+            like ``"20/10"`` (requests per seconds) or ``"none"``/None for no budget. The
+            default ``"auto"`` reads ``$GLOBUS_COMPUTE_REQUEST_BUDGET``, else spends 19 per
+            10 s against a remote service (the hosted limit is 20) and has no budget at a
+            loopback URL. Shared by every Client of the same identity in this process.
+        long_poll: Whether the service holds result polls until a result is ready (only our
+            embedded service does). None: ``$GLOBUS_COMPUTE_LONG_POLL``, else True at a
+            loopback URL.
         **kwargs: Arguments older reference versions took; ignored with a UserWarning.
 
+    Attributes:
+        request_budget: The identity's shared ``RequestBudget``, or None.
+        long_poll: As given or defaulted.
+
     Raises:
-        ValueError: ``app`` and ``authorizer`` together, or only half of the client credentials.
+        ValueError: ``app`` and ``authorizer`` together, only half of the client credentials,
+            or a malformed ``request_budget``.
         LocalTokenMissing: Environment ``local`` with no app, authorizer or token file.
     """
 
@@ -91,6 +128,8 @@ class Client:
         base_url: str | None = None,
         task_cache_size: int = DEFAULT_TASK_CACHE_SIZE,
         trust_foreign_results: bool = False,
+        request_budget: RequestRate | str | None = AUTO,
+        long_poll: bool | None = None,
         **kwargs: Any,
     ) -> None:
         for name in kwargs:
@@ -99,6 +138,14 @@ class Client:
         self.environment = env
         self.service_url = environments.service_url(env, base_url)
         self.app, self.authorizer = auth.resolve_credentials(env, app, authorizer)
+        rate = configured_rate(request_budget, self.service_url)
+        self.request_budget: RequestBudget | None = None
+        if rate is not None:
+            identity = identity_key(self.app, self.authorizer)
+            self.request_budget = shared_budget(self.service_url, identity, rate)
+        self.long_poll = (
+            environments.long_poll_default(self.service_url) if long_poll is None else long_poll
+        )
         self._compute_web_client = rest.ComputeWebClient(
             self.service_url, self.app, self.authorizer
         )
@@ -131,16 +178,41 @@ class Client:
     # -- the request seam ---------------------------------------------------------------------
 
     def _request(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Make one REST call; with a GlobusApp, log in again once on an auth-requirement error.
+        """Make one REST call: wait for a turn in the budget, send, and resend after any 429.
 
-        Status errors and retries of transient failures are globus-sdk's business.
+        With a GlobusApp, an auth-requirement error logs in again, once. Other status errors
+        and retries of connection errors and 502/503/504 are globus-sdk's business.
+
+        Raises:
+            RequestCancelled: A wait for a turn was called off (``request_budget.cancelled_by``).
         """
-        try:
-            return call(*args, **kwargs)
-        except globus_sdk.GlobusAPIError as exc:
-            if not self._login_for(exc):
-                raise
-        return call(*args, **kwargs)
+        logged_in = False
+        while True:
+            spend_turn(self.request_budget)
+            try:
+                return call(*args, **kwargs)
+            except globus_sdk.GlobusAPIError as exc:
+                if is_rate_limited(exc):
+                    self._wait_out_rate_limit(exc)
+                    continue
+                if logged_in or not self._login_for(exc):
+                    raise
+                logged_in = True
+
+    def _wait_out_rate_limit(self, exc: globus_sdk.GlobusAPIError) -> None:
+        """A 429: drain the identity's budget (its next turn comes after ``Retry-After``)."""
+        delay = retry_after_s(exc)
+        budget = self.request_budget
+        warn = budget.drain(delay) if budget is not None else False
+        log.log(
+            logging.WARNING if warn else logging.INFO,
+            "Rate limited by the Compute service (HTTP 429, request %s); resending after %.1fs%s",
+            exc.request_id,
+            delay,
+            f" (budget {budget.rate})" if budget is not None else "",
+        )
+        if budget is None:
+            pause(delay)
 
     def _login_for(self, exc: globus_sdk.GlobusAPIError) -> bool:
         """Satisfy each Globus Auth requirement (GARE) in ``exc``; False if there is none."""
@@ -375,7 +447,7 @@ class Client:
             remaining = 0.0 if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 raise TaskPending(outcome.status)
-            if environments.is_loopback_url(self.service_url):
+            if self.long_poll:
                 self.get_task_outcomes([tid], wait=min(remaining, MAX_LONG_POLL_S), remember=True)
             else:
                 time.sleep(min(remaining, REMOTE_RESULT_POLL_S))
@@ -391,26 +463,29 @@ class Client:
         Args:
             task_id_list: Task ids (str or UUID); duplicates are asked for once.
             wait: If > 0, ask the service to hold the request until one of the tasks finishes
-                or ``wait`` seconds pass (our embedded service does; the hosted one ignores
-                it). Keep it below the HTTP timeout (60 s).
+                or ``wait`` seconds pass (our embedded service does, see ``long_poll``; the
+                hosted one ignores it). Keep it below the HTTP timeout (60 s).
         """
         outcomes = self.get_task_outcomes(task_id_list, wait=wait, remember=True)
         return {task_id: outcome.as_entry() for task_id, outcome in outcomes.items()}
 
     def get_task_outcomes(
         self, task_id_list: Iterable[UuidLike], *, wait: float = 0.0, remember: bool = False
-    ) -> dict[str, TaskOutcome]:
+    ) -> TaskOutcomes:
         """``get_batch_result`` as typed outcomes: what the Executor's poller reads.
 
         Same request, same arguments; each value is a ``TaskOutcome`` instead of the
-        reference's status dict. Finished tasks already in the cache come from it, but new
-        ones join it only with ``remember=True``: the Executor hands each result to its future
-        and nothing else, so a result lives exactly as long as the user keeps it.
+        reference's status dict, and ``answer_bytes`` is the size of the service's answer.
+        Finished tasks already in the cache come from it, but new ones join it only with
+        ``remember=True``: the Executor hands each result to its future and nothing else, so a
+        result lives exactly as long as the user keeps it.
         """
         task_ids = list(dict.fromkeys(require_uuid(t, "task_id") for t in task_id_list))
-        results = {tid: known for tid in task_ids if (known := self._tasks.get(tid)) is not None}
+        results = TaskOutcomes(
+            (tid, known) for tid in task_ids if (known := self._tasks.get(tid)) is not None
+        )
         missing = [tid for tid in task_ids if tid not in results]
-        documents = self._fetch_task_documents(missing, wait) if missing else {}
+        documents = self._fetch_task_documents(missing, wait, results) if missing else {}
         for tid in missing:
             if tid in documents:
                 results[tid] = self._tasks.update(tid, documents[tid], remember=remember)
@@ -418,7 +493,9 @@ class Client:
                 log.debug("Requested task not in service response: %s", tid)
         return results
 
-    def _fetch_task_documents(self, task_ids: list[str], wait: float) -> dict[str, Any]:
+    def _fetch_task_documents(
+        self, task_ids: list[str], wait: float, outcomes: TaskOutcomes
+    ) -> dict[str, Any]:
         if wait > 0:
             # globus-sdk's get_task_batch takes no query parameters; same path, same body.
             body, params = {"task_ids": task_ids}, {"wait": f"{wait:g}"}
@@ -428,6 +505,7 @@ class Client:
         else:
             response = self._request(self._v2.get_task_batch, task_ids)
         # orjson: a poll answer can carry thousands of task documents.
+        outcomes.answer_bytes = len(response.binary_content)
         try:
             document = orjson.loads(response.binary_content)
         except orjson.JSONDecodeError:

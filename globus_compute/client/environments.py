@@ -33,6 +33,7 @@ __all__ = [
     "environment_name",
     "is_loopback_url",
     "local_service_url",
+    "long_poll_default",
     "service_url",
     "web_service_url",
 ]
@@ -41,6 +42,7 @@ DEFAULT_ENVIRONMENT = "production"
 LOCAL_ENVIRONMENT = "local"
 ENVIRONMENT_VARIABLE = "GLOBUS_SDK_ENVIRONMENT"
 SERVICE_URL_VARIABLE = "GLOBUS_SDK_SERVICE_URL_COMPUTE"
+LONG_POLL_VARIABLE = "GLOBUS_COMPUTE_LONG_POLL"
 
 #: The reference tutorial endpoint; the same id in every environment.
 TUTORIAL_ENDPOINT_ID = "4b116d3c-1703-4f8f-9f6f-39921e5864df"
@@ -90,8 +92,9 @@ def service_url(environment: str | None = None, base_url: str | None = None) -> 
 def is_loopback_url(url: str) -> bool:
     """Whether ``url`` points at this machine (a Unix socket, ``localhost``, 127/8 or ``::1``).
 
-    The Executor uses this to skip the hosted service's client-side rate limiting when it talks
-    to the embedded service, which has no such limit to respect.
+    Only a default: a Client at a loopback URL assumes the embedded service (no request budget,
+    long polls) unless its ``request_budget`` / ``long_poll`` arguments or their environment
+    variables say otherwise.
     """
     if local_socket.is_socket_url(url):
         return True
@@ -104,3 +107,23 @@ def is_loopback_url(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def long_poll_default(url: str) -> bool:
+    """Whether a Client asks the service to hold result polls (``POST /v2/batch_status?wait=``).
+
+    Only our embedded service offers it. ``$GLOBUS_COMPUTE_LONG_POLL`` (``1``/``0``) decides
+    when set, so a rehearsal against the embedded service can take the hosted code paths;
+    otherwise a loopback URL means yes.
+
+    Raises:
+        ValueError: The variable is set to something that is not a yes or a no.
+    """
+    value = os.environ.get(LONG_POLL_VARIABLE, "").strip().lower()
+    if not value:
+        return is_loopback_url(url)
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"${LONG_POLL_VARIABLE} must be 1 or 0, not {value!r}")

@@ -1,10 +1,12 @@
 """The REST layer under ``Client``: globus-sdk's Compute clients, and the bodies we send them.
 
-Retries live in globus-sdk's transport (``RetryConfig``): connection errors, 429 (honouring
-``Retry-After``), 502, 503 and 504, up to 5 times with jittered exponential backoff capped at
-10 s. A 500 is not retried: from a Compute service it means a bug, and a retried submit could
-run its tasks twice. 4xx answers are never retried, except globus-sdk's single retry of a 401
-after a token refresh, which only authorizers that can refresh take.
+Retries of transient failures live in globus-sdk's transport (``RetryConfig``): connection
+errors, 502, 503 and 504, up to 5 times with jittered exponential backoff capped at 10 s. A 429
+is *not* retried there: five retries end in a failed call however long the rate limit lasts, so
+``Client._request`` handles it instead (``request_budget``). A 500 is not retried: from a
+Compute service it means a bug, and a retried submit could run its tasks twice. 4xx answers are
+never retried, except globus-sdk's single retry of a 401 after a token refresh, which only
+authorizers that can refresh take.
 
 Request bodies keep the reference SDK's key order and presence rules, so the bytes on the wire
 match what ``globus-compute-sdk`` sends (``meta.sdk_version`` is the reference version).
@@ -35,13 +37,22 @@ log = logging.getLogger(__name__)
 #: User-Agent on ``/`` and reads the ``globus-compute-sdk-<v>`` segment as the SDK version.
 USER_AGENT = f"globus-compute-{__version__}/globus-compute-sdk-{REFERENCE_SDK_VERSION}"
 
-#: Statuses retried by the transport (globus-sdk's defaults, less 500; see the module doc).
-TRANSIENT_STATUS_CODES = (429, 502, 503, 504)
+#: Statuses retried by the transport (globus-sdk's defaults, less 500 and 429; see the module
+#: doc).
+TRANSIENT_STATUS_CODES = (502, 503, 504)
+
+
+#: Statuses whose ``Retry-After`` the transport honours (its default, less 429: globus-sdk
+#: retries any status listed here, transient or not).
+RETRY_AFTER_STATUS_CODES = (503,)
 
 
 def retry_config() -> RetryConfig:
     """A fresh config per globus-sdk client: each registers its own checks on it."""
-    return RetryConfig(transient_error_status_codes=TRANSIENT_STATUS_CODES)
+    return RetryConfig(
+        transient_error_status_codes=TRANSIENT_STATUS_CODES,
+        retry_after_status_codes=RETRY_AFTER_STATUS_CODES,
+    )
 
 
 class ComputeWebClient:

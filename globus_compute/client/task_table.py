@@ -48,7 +48,7 @@ from globus_compute.protocol.states import TaskState, is_terminal
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_TASK_CACHE_SIZE", "TaskEntry", "TaskOutcome", "TaskTable"]
+__all__ = ["DEFAULT_TASK_CACHE_SIZE", "TaskEntry", "TaskOutcome", "TaskOutcomes", "TaskTable"]
 
 #: Finished tasks remembered per Client (least recently used are dropped first).
 DEFAULT_TASK_CACHE_SIZE = 1024
@@ -107,6 +107,17 @@ class TaskOutcome(NamedTuple):
         elif not self.pending:
             entry["result"] = self.result
         return entry
+
+
+class TaskOutcomes(dict[str, TaskOutcome]):
+    """The outcomes of one poll, keyed by task id, and the size of the answer they came in.
+
+    Attributes:
+        answer_bytes: Bytes of the service's answer body (0 when every outcome came from the
+            cache). The Executor's poller sizes its next poll by it.
+    """
+
+    answer_bytes: int = 0
 
 
 #: The outcome of a pending task whose document says no more than its (known) state; shared,

@@ -5,11 +5,12 @@ and imports only modules listed above it (no cycles)::
 
     future           ComputeFuture (a lean Future with a task id); resolving it from an outcome
     progress         Progress and the thread-safe TaskCounts behind it
-    burst_limiter    BurstLimiter: the reference's cap on partial submit batches
+    burst_limiter    BurstLimiter: the reference's cap on partial submit batches (opt-in)
     process_hooks    Executors' background work at interpreter exit and after fork
     registry         FunctionRegistry: function -> function id, so each is registered once
     client_protocol  ExecutorClient: exactly what the Executor needs of a client
     settings         TaskSettings: the per-task settings value; the submit group key
+    poll_chunks      ChunkSizer: how many ids the next poll asks about
     poller           ResultPoller and its frozen PollSettings: one thread polling results
     watcher          ResultWatcher: the current poller, replaced when it gives up
     submitter        TaskSubmitter: the submit queue and the thread sending it in batches

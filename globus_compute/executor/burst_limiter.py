@@ -1,18 +1,20 @@
-"""Client-side limit on submit calls, so an Executor stays under the hosted service's budget.
+"""The reference Executor's cap on partial submit calls, kept as an option (``api_burst_limit``).
 
-The hosted Globus Compute service allows 20 requests per 10 s per client (submits and result
-polls together) and answers 429 beyond that. A program that submits at "just the right cadence"
-can produce a stream of one-task batches and spend that budget on tiny requests (GH#1662). The
-reference Executor's answer, kept here: up to ``limit`` *non-full* submit calls in any
-``window_s`` seconds; after that, wait about ``window_s / limit`` seconds (plus up to one second
-of jitter) before the next call, while more tasks pile up in the queue. Calls that carry a full
-batch are not counted: they are already the efficient case.
+The reference Executor, whose results are pushed to it and cost no requests, guards the
+hosted service's budget (20 requests per 10 s per client) with one rule: up to ``limit``
+*non-full* submit calls in any ``window_s`` seconds; after that, wait about
+``window_s / limit`` seconds (plus up to one second of jitter) before the next call, while
+more tasks pile up in the queue. Calls that carry a full batch are not counted: they are
+already the efficient case. A program that submits at "just the right cadence" would otherwise
+spend the budget on one-task batches (GH#1662).
+
+Our Executor paces every request by the identity's request budget instead
+(``globus_compute.client.request_budget``): lone tasks go at once while the budget has room,
+and at the budget's steady rate once it is tight, leaving room for result polls. This rule
+applies only when a user asks for it with ``api_burst_limit=<int>``, on top of the budget.
 
 The reference compares the batch length with ``api_burst_limit`` rather than ``batch_size``
 when deciding "full"; its changelog describes the ``batch_size`` rule, which is what we do.
-
-The embedded service on a loopback address has no such budget, so the Executor turns this off
-there unless asked (``api_burst_limit=<int>``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,6 @@ from collections import deque
 from collections.abc import Callable
 
 __all__ = ["BurstLimiter", "burst_limiter_for", "clamp_burst_limit", "clamp_burst_window"]
-
-#: The reference Executor's default ``api_burst_limit``.
-DEFAULT_BURST_LIMIT = 4
 
 #: The reference Executor's bounds for ``api_burst_limit`` and ``api_burst_window_s``.
 BURST_LIMIT_RANGE = (1, 8)
@@ -45,16 +44,12 @@ def clamp_burst_window(value: float) -> float:
 
 
 def burst_limiter_for(
-    api_burst_limit: int | None, window_s: float, batch_size: int, loopback: bool
+    api_burst_limit: int | None, window_s: float, batch_size: int
 ) -> BurstLimiter | None:
-    """The limiter an Executor should use, or None for none.
-
-    ``api_burst_limit=None`` means automatic: the reference rule against a remote service, no
-    limit on a loopback (embedded) one, which has no request budget. An int forces it on.
-    """
-    if api_burst_limit is None and loopback:
+    """The limiter an Executor should use: None unless ``api_burst_limit`` is given."""
+    if api_burst_limit is None:
         return None
-    limit = clamp_burst_limit(DEFAULT_BURST_LIMIT if api_burst_limit is None else api_burst_limit)
+    limit = clamp_burst_limit(api_burst_limit)
     return BurstLimiter(limit, clamp_burst_window(window_s), batch_size)
 
 

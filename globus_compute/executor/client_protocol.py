@@ -5,17 +5,20 @@ the Executor's unit tests (``tests/support/fake_client.py``), which is how those
 Executor's threads without HTTP. Anything else passed as ``Executor(client=...)`` must too.
 
 The Executor registers functions (once each), builds one batch per submit request from
-payloads it packed itself, reads typed outcomes (``TaskOutcome``) for the tasks it polls, and
-lists a task group when reloading. The batch type is the client's own (``Batch`` for our
-Client), hence the type parameter.
+payloads it packed itself, reads typed outcomes (``TaskOutcomes``) for the tasks it polls, and
+lists a task group when reloading. It paces itself by two properties of the client: its
+``request_budget`` (None: requests are free) and whether the service holds polls
+(``long_poll``). The batch type is the client's own (``Batch`` for our Client), hence the
+type parameter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from globus_compute.client.task_table import TaskOutcome
+from globus_compute.client.request_budget import RequestBudget
+from globus_compute.client.task_table import TaskOutcomes
 from globus_compute.protocol.ids import UuidLike
 from globus_compute.serialize import ComputeSerializer
 
@@ -39,11 +42,16 @@ class ExecutorClient(Protocol[BatchT]):
     Attributes:
         fx_serializer: Serializes function code and task arguments, deserializes results;
             ``Executor.serializer`` reads and replaces it.
-        service_url: The service's base URL; a loopback one turns on long polls and turns off
-            the burst limiter.
+        service_url: The service's base URL (shown in logs).
+        request_budget: The identity's shared request budget; every request the client makes
+            takes a turn in it (``request_budget.spend_turn``). None: no limit to respect.
+        long_poll: Whether ``get_task_outcomes(wait=...)`` is held by the service until a
+            result is ready (the embedded service); if not, the poller paces itself.
     """
 
     fx_serializer: ComputeSerializer
+    request_budget: RequestBudget | None
+    long_poll: bool
 
     @property
     def service_url(self) -> str: ...
@@ -90,8 +98,9 @@ class ExecutorClient(Protocol[BatchT]):
 
     def get_task_outcomes(
         self, task_id_list: Iterable[UuidLike], *, wait: float = 0.0
-    ) -> Mapping[str, TaskOutcome]:
-        """Outcomes of the tasks the service reported, keyed by canonical task id."""
+    ) -> TaskOutcomes:
+        """Outcomes of the tasks the service reported, keyed by canonical task id, with the
+        answer's size (``answer_bytes``, 0 if unknown)."""
         ...
 
     def get_task_group(self, task_group_id: UuidLike) -> dict[str, Any]:

@@ -63,7 +63,10 @@ Differences from the reference ``globus_compute_sdk.Executor``: arguments are se
 ``submit`` (a bad one raises there); a failed submission or registration fails only its own
 futures, the executor goes on; a missing ``endpoint_id`` raises without shutting down;
 ``map`` works (``chunksize``, ``timeout``, ``buffersize``); results are polled over HTTPS
-instead of streamed over AMQP, so ``amqp_port`` is accepted and ignored.
+instead of streamed over AMQP, so ``amqp_port`` is accepted and ignored. Since results cost
+requests too, every request takes its turn in the client's request budget (shared by every
+Client and Executor of the identity), polls ask about every pending task at once, and a 429
+fails no future: it is waited out and resent.
 """
 
 from __future__ import annotations
@@ -80,7 +83,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from globus_compute.client.batch import pack_task_payload
-from globus_compute.client.environments import is_loopback_url
 from globus_compute.errors import ExecutorBroken, ExecutorShutdown
 from globus_compute.executor import process_hooks
 from globus_compute.executor.burst_limiter import burst_limiter_for, clamp_burst_window
@@ -124,13 +126,15 @@ class Executor(concurrent.futures.Executor):
             An idle executor sends a lone task at once.
         serializer: Replaces the client's ``ComputeSerializer`` (code, args and results).
         result_serializers: Strategies the endpoint should use for results.
-        api_burst_limit: Non-full submit calls per window before pausing. ``None``: 4 against a
-            remote service, off for a loopback (embedded) one. An int forces it on ([1, 8]).
+        api_burst_limit: The reference's rule: at most this many non-full submit calls per
+            ``api_burst_window_s`` before pausing ([1, 8]). ``None`` (default): no such rule;
+            every request waits for its turn in the client's ``request_budget`` instead.
         api_burst_window_s: The burst window, seconds ([1, 32]).
         amqp_port: Accepted for compatibility with the reference; results are polled instead.
-        poll_interval_s: First pause between result polls of a remote service.
-        max_poll_interval_s: Longest pause between polls while nothing completes.
-        long_poll_s: How long a loopback service may hold a result poll.
+        poll_interval_s: First pause between result polls of a service that does not hold
+            polls (``client.long_poll`` false: the hosted service).
+        max_poll_interval_s: Longest pause between such polls while nothing completes.
+        long_poll_s: How long a service that holds polls (the embedded one) may hold one.
 
     Raises:
         TypeError: An unknown keyword, or a non-JSON-able resource spec / endpoint config.
@@ -154,7 +158,7 @@ class Executor(concurrent.futures.Executor):
         api_burst_window_s: float = 16,
         amqp_port: int | None = None,
         *,
-        poll_interval_s: float = 1.0,
+        poll_interval_s: float = 0.25,
         max_poll_interval_s: float = 15.0,
         long_poll_s: float = 1.0,
         **kwargs: Any,
@@ -178,15 +182,11 @@ class Executor(concurrent.futures.Executor):
         )  # fmt: skip
         self.label = label
         self.batch_size = max(1, int(batch_size))
-        self.loopback = is_loopback_url(client.service_url or "")
-        limiter = burst_limiter_for(
-            api_burst_limit, api_burst_window_s, self.batch_size, self.loopback
-        )
+        limiter = burst_limiter_for(api_burst_limit, api_burst_window_s, self.batch_size)
         self.api_burst_limit = None if limiter is None else limiter.limit
         self.api_burst_window_s = clamp_burst_window(api_burst_window_s)
         self._poll_settings = PollSettings.for_service(
-            self.loopback,
-            self.batch_size,
+            client.long_poll,
             long_poll_s=long_poll_s,
             min_interval_s=poll_interval_s,
             max_interval_s=max_poll_interval_s,

@@ -6,19 +6,30 @@ pending move to the back of the table, so every id is checked in turn however ma
 Resolved futures leave the table at once (no reference to a finished future or its result is
 kept). The Executor's ``ResultWatcher`` (``watcher``) decides which poller is current.
 
-Pacing depends on where the service is:
+Pacing follows two properties of the client, not its URL:
 
-* loopback (the embedded service): the request carries ``wait=long_poll_s`` and the service
-  holds it until one of the chunk's tasks finishes, so a result is seen within milliseconds
-  with no sleeping in between. Tasks handed over *during* a held request are only seen when it
-  returns, which is why ``long_poll_s`` stays short (1 s). With more pending ids than one
-  chunk, each chunk is held only briefly so the rotation keeps moving.
-* remote (the hosted service, 20 requests / 10 s shared with submits): poll every
-  ``min_interval_s``, stretch the interval by half each round that completes nothing, up to
-  ``max_interval_s``, and reset it on any completion or new task.
+* ``client.long_poll`` (the embedded service): the request carries ``wait=long_poll_s`` and the
+  service holds it until one of the chunk's tasks finishes, so a result is seen within
+  milliseconds with no sleeping in between. Tasks handed over *during* a held request are only
+  seen when it returns, which is why ``long_poll_s`` stays short (1 s). With more pending ids
+  than one chunk, each chunk is held only briefly so the rotation keeps moving.
+* otherwise (the hosted service): poll ``min_interval_s`` after new tasks arrive or results
+  come back, at once after a full chunk that was mostly finished (more results are waiting);
+  stretch the interval by half each round that completes nothing, up to ``max_interval_s``.
+  With a ``client.request_budget`` (20 requests / 10 s shared with the submits), also wait
+  for the budget's share for polls (``RequestBudget.poll_wait``): every ~5 s while full submit
+  batches keep it empty (each poll then carries the results of ten submits), every ~1 s while
+  partial submits keep it tight, otherwise as the bucket allows: never starved.
+  Each poll takes its turn in the budget before it picks its ids (``request_turn``).
 
-A failed request is retried after a ``retry.Backoff`` pause (from ``min_interval_s``, doubling,
-up to ``max_interval_s``). 401/403, or ``max_failures`` failures in a row, end the poller: every
+How many ids a poll carries is ``poll_chunks.ChunkSizer``'s call: as many as the service takes,
+grown from what the last answers carried and kept under an answer-size bound; a refusal of a
+large poll (413, 400/422) shrinks it and is not a failure.
+
+A 429 is never a failure either: the Client waits it out itself (``Client._request``); one
+raised by another client implementation is waited out here. Any other failed request is
+retried after a ``retry.Backoff`` pause (from ``min_interval_s``, doubling, up to
+``max_interval_s``). 401/403, or ``max_failures`` failures in a row, end the poller: every
 future it owns gets ``ResultPollingError`` saying why, and the watcher hands later tasks to a
 fresh poller. An id the service keeps omitting (expired, or never known) fails the same way
 after ``missing_limit`` polls and ``missing_grace_s`` seconds. All of these knobs are one
@@ -46,12 +57,20 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from globus_compute.errors import ExecutorBroken, ResultPollingError
+from globus_compute.client.request_budget import (
+    RequestKind,
+    cancelled_by,
+    is_rate_limited,
+    request_turn,
+    retry_after_s,
+)
+from globus_compute.errors import ExecutorBroken, RequestCancelled, ResultPollingError
 from globus_compute.executor.future import ComputeFuture, fail_quietly, resolve
+from globus_compute.executor.poll_chunks import MAX_ANSWER_BYTES, ChunkSizer
 from globus_compute.retry import Backoff
 
 if TYPE_CHECKING:
-    from globus_compute.client.task_table import TaskOutcome
+    from globus_compute.client.task_table import TaskOutcome, TaskOutcomes
     from globus_compute.executor.client_protocol import ExecutorClient
 
 log = logging.getLogger(__name__)
@@ -64,9 +83,15 @@ FATAL_HTTP_STATUSES = frozenset({401, 403})
 #: How often an idle poller wakes to see whether its Executor is still there.
 IDLE_CHECK_S = 1.0
 
-#: Task ids per poll of a loopback service: it answers from SQLite in one query, and a larger
-#: chunk means fewer requests when many tasks are in flight.
-LOOPBACK_CHUNK_SIZE = 1024
+#: Task ids per long poll of the embedded service: it answers from SQLite in one query, and a
+#: larger chunk means fewer requests when many tasks are in flight.
+LONG_POLL_CHUNK_SIZE = 1024
+#: First and largest chunk of a poll that costs a request (``poll_chunks``): the reference
+#: SDK sends every id in one request; 16,384 ids make a 640 KB request body.
+FIRST_CHUNK_SIZE = 1024
+MAX_CHUNK_SIZE = 16_384
+#: While a budget holds a poll back, the poller re-reads the budget this often.
+BUDGET_RECHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -75,19 +100,24 @@ class PollSettings:
     raised to the nearest sensible one.
 
     Attributes:
-        loopback: True for the embedded service (long-poll), False for a remote one.
-        chunk_size: Most task ids per request (at least 1).
-        long_poll_s: ``wait`` sent to a loopback service.
-        min_interval_s: First and shortest pause between remote polls; first retry pause.
-        max_interval_s: Longest pause between remote polls while nothing completes, and
-            between retries (at least ``min_interval_s``).
+        long_poll: True if the service holds polls (``wait=``), i.e. the embedded service.
+        chunk_size: Task ids of the first poll (at least 1).
+        max_chunk_size: Most task ids per poll (at least ``chunk_size``).
+        max_answer_bytes: Answer size a poll's chunk is kept under (estimated).
+        long_poll_s: ``wait`` sent to a service that holds polls.
+        min_interval_s: First and shortest pause between polls that do not long-poll; first
+            retry pause.
+        max_interval_s: Longest pause between such polls while nothing completes, and between
+            retries (at least ``min_interval_s``).
         max_failures: Consecutive failed requests after which the poller gives up (at least 1).
         missing_limit: Polls an id may be omitted from answers before it fails...
         missing_grace_s: ...provided it has also been missing this long.
     """
 
-    loopback: bool
+    long_poll: bool
     chunk_size: int = 128
+    max_chunk_size: int = 128
+    max_answer_bytes: int = MAX_ANSWER_BYTES
     long_poll_s: float = 1.0
     min_interval_s: float = 1.0
     max_interval_s: float = 15.0
@@ -97,6 +127,7 @@ class PollSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chunk_size", max(1, self.chunk_size))
+        object.__setattr__(self, "max_chunk_size", max(self.chunk_size, self.max_chunk_size))
         object.__setattr__(self, "min_interval_s", max(0.0, self.min_interval_s))
         object.__setattr__(self, "max_interval_s", max(self.min_interval_s, self.max_interval_s))
         object.__setattr__(self, "max_failures", max(1, self.max_failures))
@@ -104,18 +135,23 @@ class PollSettings:
     @classmethod
     def for_service(
         cls,
-        loopback: bool,
-        batch_size: int,
+        long_poll: bool,
         *,
         long_poll_s: float,
         min_interval_s: float,
         max_interval_s: float,
     ) -> PollSettings:
-        """An Executor's settings: loopback services get large chunks, remote ones
-        ``batch_size`` ids per request (one poll per submitted batch)."""
+        """An Executor's settings: long polls ask about a fixed 1,024 ids; polls that cost a
+        request start there and grow to ``MAX_CHUNK_SIZE``."""
+        first, most = (
+            (LONG_POLL_CHUNK_SIZE, LONG_POLL_CHUNK_SIZE)
+            if long_poll
+            else (FIRST_CHUNK_SIZE, MAX_CHUNK_SIZE)
+        )
         return cls(
-            loopback=loopback,
-            chunk_size=LOOPBACK_CHUNK_SIZE if loopback else batch_size,
+            long_poll=long_poll,
+            chunk_size=first,
+            max_chunk_size=most,
             long_poll_s=long_poll_s,
             min_interval_s=min_interval_s,
             max_interval_s=max_interval_s,
@@ -125,6 +161,10 @@ class PollSettings:
     def retry_backoff(self) -> Backoff:
         """The pauses between retries of a failed poll."""
         return Backoff(first_s=self.min_interval_s, max_s=self.max_interval_s)
+
+    def chunk_sizer(self) -> ChunkSizer:
+        """A fresh sizer for one poller's chunks."""
+        return ChunkSizer(self.chunk_size, self.max_chunk_size, self.max_answer_bytes)
 
 
 class ResultPoller:
@@ -151,7 +191,9 @@ class ResultPoller:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._budget = client.request_budget
         self.settings = settings
+        self.chunks = settings.chunk_sizer()
         self._backoff = settings.retry_backoff
         self._on_resolved = on_resolved
         self._on_broken = on_broken
@@ -167,6 +209,7 @@ class ResultPoller:
         self._wake = threading.Event()
         self.failure: str | None = None
         self._stop_reason = "the result poller was stopped"
+        self._last_asked = 0  # ids in the poll under way (or just failed)
         self.thread = threading.Thread(target=self._run, name="GlobusComputeResultPoller")
 
     # -- called from other threads ---------------------------------------------------------
@@ -236,37 +279,42 @@ class ResultPoller:
         interval = settings.min_interval_s
         failures = 0
         try:
-            while not self._stop.is_set():
-                ids, total = self._next_chunk()
-                if not ids:
-                    if self._idle_or_exit():
-                        return
-                    continue
-                try:
-                    answers = self._client.get_task_outcomes(ids, wait=self._wait_for(total))
-                except Exception as exc:
-                    failures += 1
-                    reason = self._fatal_reason(exc, failures)
-                    if reason is not None:
-                        self._give_up(reason, exc)
-                        return
-                    delay = self._backoff.delay(failures)
-                    log.warning(
-                        "Polling %d task(s) failed (%r); retry in %.1fs", len(ids), exc, delay
-                    )
-                    self._stop.wait(delay)
-                    continue
-                failures = 0
-                resolved = self._apply(ids, answers)
-                del answers  # hold no result while waiting for the next round
-                if settings.loopback:
-                    continue
-                interval = (
-                    settings.min_interval_s
-                    if resolved
-                    else min(settings.max_interval_s, interval * 1.5)
-                )
-                interval = self._pause(interval)
+            with cancelled_by(self._stop):
+                while not self._stop.is_set():
+                    if not self.pending_count():
+                        if self._idle_or_exit():
+                            return
+                        if not settings.long_poll and self.pending_count() and self._turn_is_free():
+                            # New tasks: give them a moment to finish. (If the turn is not
+                            # free, waiting for it is that moment.)
+                            interval = self._pause(settings.min_interval_s)
+                        continue
+                    try:
+                        ids, answers, total = self._poll()
+                    except RequestCancelled:
+                        return  # stop() during a wait; the finally clause fails the rest
+                    except Exception as exc:
+                        counted = self._after_failure(exc, failures)
+                        if counted is None:
+                            return
+                        failures = counted
+                        continue
+                    failures = 0
+                    # Outside the try: a defect reading the answer kills the thread (broken),
+                    # it is not a failed request.
+                    self._size_next_poll(ids, answers, total)
+                    resolved = self._apply(ids, answers)
+                    del answers  # hold no result while waiting for the next round
+                    if settings.long_poll:
+                        continue
+                    if resolved * 2 >= len(ids) and total > len(ids):
+                        interval = 0.0  # a full chunk, mostly finished: more are waiting
+                    elif resolved:
+                        interval = settings.min_interval_s
+                    else:
+                        stretched = max(interval, settings.min_interval_s) * 1.5
+                        interval = min(settings.max_interval_s, stretched)
+                    interval = self._pause(interval)
         except BaseException as exc:
             log.exception("Result poller thread failed")
             self._die(f"The Executor's result poller thread failed: {exc!r}", exc)
@@ -276,9 +324,51 @@ class ResultPoller:
                 self._exited = True
             self._fail_all(self._stop_reason)  # only a hand-off that raced stop() is left
 
+    def _poll(self) -> tuple[list[str], TaskOutcomes, int]:
+        """One poll: take a turn in the budget, then ask about the next chunk of ids."""
+        with request_turn(self._budget, RequestKind.POLL):
+            ids, total = self._next_chunk()
+            self._last_asked = len(ids)
+            answers = self._client.get_task_outcomes(ids, wait=self._wait_for(total))
+        return ids, answers, total
+
+    def _size_next_poll(self, ids: list[str], answers: TaskOutcomes, total: int) -> None:
+        """Tell the chunk sizer what this poll asked and what its answer carried."""
+        finished = sum(1 for outcome in answers.values() if not outcome.pending)
+        more = total > len(ids)
+        self.chunks.answered(len(ids), len(answers), finished, answers.answer_bytes, more)
+
+    def _after_failure(self, exc: Exception, failures: int) -> int | None:
+        """Handle a failed poll; the consecutive failures counted now, or None to end."""
+        if is_rate_limited(exc):  # a client that does not wait out 429s itself
+            delay = retry_after_s(exc)
+            log.info("Result poll rate limited (HTTP 429); retry in %.1fs", delay)
+            if self._budget is not None:
+                self._budget.drain(delay)  # the next turn comes after the delay
+            else:
+                self._stop.wait(delay)
+            return failures
+        if self.chunks.refused(self._last_asked, getattr(exc, "http_status", None)):
+            return failures
+        failures += 1
+        reason = self._fatal_reason(exc, failures)
+        if reason is not None:
+            self._give_up(reason, exc)
+            return None
+        delay = self._backoff.delay(failures)
+        log.warning("Polling %d task(s) failed (%r); retry in %.1fs", self._last_asked, exc, delay)
+        self._stop.wait(delay)
+        return failures
+
+    def _turn_is_free(self) -> bool:
+        """Whether a poll now would be sent at once (no budget, or a token and no queue)."""
+        budget = self._budget
+        return budget is None or (budget.waiting == 0 and budget.level() >= 1.0)
+
     def _next_chunk(self) -> tuple[list[str], int]:
+        size = self.chunks.size()
         with self._lock:
-            chunk = list(itertools.islice(self._pending, self.settings.chunk_size))
+            chunk = list(itertools.islice(self._pending, size))
             return chunk, len(self._pending)
 
     def _idle_or_exit(self) -> bool:
@@ -296,10 +386,10 @@ class ResultPoller:
 
     def _wait_for(self, total: int) -> float:
         settings = self.settings
-        if not settings.loopback:
+        if not settings.long_poll:
             return 0.0
         # With several chunks, hold each only briefly so the rotation reaches every id.
-        if total <= settings.chunk_size:
+        if total <= self.chunks.size():
             return settings.long_poll_s
         return min(settings.long_poll_s, 0.1)
 
@@ -312,15 +402,19 @@ class ResultPoller:
         return None
 
     def _pause(self, interval: float) -> float:
-        """Sleep ``interval`` (remote pacing); new tasks shorten it to ``min_interval_s``.
+        """Sleep ``interval``, and until the budget has room for a poll; new tasks shorten the
+        interval to ``min_interval_s``.
 
         Returns:
             The interval in force afterwards.
         """
         start = self._clock()
-        deadline = start + interval
         while not self._stop.is_set():
-            remaining = deadline - self._clock()
+            remaining = start + interval - self._clock()
+            if self._budget is not None:
+                remaining = max(remaining, self._budget.poll_wait())
+                if remaining > 0:
+                    remaining = min(remaining, BUDGET_RECHECK_S)  # the budget's state moves
             if remaining <= 0:
                 break
             self._wake.wait(remaining)
@@ -328,8 +422,7 @@ class ResultPoller:
             with self._lock:
                 activity, self._activity = self._activity, False
             if activity:
-                interval = self.settings.min_interval_s
-                deadline = min(deadline, start + interval)
+                interval = min(interval, self.settings.min_interval_s)
         return interval
 
     def _apply(self, ids: list[str], answers: Mapping[str, TaskOutcome]) -> int:

@@ -6,7 +6,9 @@ starts background work it enrols that work here (its ``TaskSubmitter`` and its `
 and at exit, in this order:
 
 1. every enrolled submitter still alive is closed and given up to ``EXIT_FLUSH_TIMEOUT_S``
-   (shared) to send what is queued, so no task a user submitted is silently dropped;
+   (shared) to send what is queued, so no task a user submitted is silently dropped; then it is
+   aborted: a wait still under way (for a turn in the request budget, a 429's ``Retry-After``,
+   an unreachable service) is cut short, and what was not sent fails with ``ExecutorShutdown``;
 2. every enrolled watcher still alive is stopped: polling ends, and each future still pending
    fails with ``ResultPollingError("the interpreter is exiting ...")``. The tasks keep running on
    the endpoint; ``Executor.reload_tasks(task_group_id)`` fetches them later.
@@ -62,6 +64,8 @@ class Flushes(Protocol):
 
     def close(self, *, cancel_queued: bool = False) -> None: ...
 
+    def abort(self, reason: str) -> None: ...
+
     def join(self, timeout: float | None = None) -> None: ...
 
 
@@ -116,6 +120,8 @@ def _at_exit() -> None:
     deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT_S
     for submitter in submitters:
         _quietly(submitter.join, max(0.0, deadline - time.monotonic()))
+    for submitter in submitters:
+        _quietly(submitter.abort, EXIT_REASON)  # whatever still waits for a turn fails now
     for watcher in watchers:
         _quietly(watcher.stop, EXIT_REASON)
     for watcher in watchers:

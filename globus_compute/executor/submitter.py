@@ -6,22 +6,33 @@ thread can fail because of one bad argument. The thread groups queued tasks by *
 (endpoint, task group, resource specification, user endpoint config, result serializers: the
 fields one submit request shares) and sends a group when:
 
-* it holds ``batch_size`` tasks, or the next task would push it past the request-size budget;
+* it holds ``batch_size`` tasks, or the next task would push its request past
+  ``max_request_bytes``: bytes *on the wire*, each payload counted as JSON-escaped text, since
+  a payload of quotes or backslashes doubles when escaped;
 * its oldest task arrived while the thread was idle: it goes out at once, so an idle executor
   (including one used submit -> result -> submit) adds no latency; or
-* its oldest task arrived while a request (or a rate-limit pause) was in flight, and
+* its oldest task arrived while a request (or a wait for a turn) was in flight, and
   ``batch_interval`` has passed since: under load, tasks accumulate during the previous
   request and then briefly wait for company, which is where large batches come from.
+
+With a request budget (``client.request_budget``, the hosted service's 20 requests / 10 s),
+each send first waits for its turn (``request_turn``) and only then takes the tasks off the
+queue, so everything that arrived during the wait goes in the same request: lone tasks go at
+once while the budget has room, and at the budget's pace once it is tight, in fuller batches.
+A turn taken for a full batch is marked as such, which is how the result poller knows to
+leave the budget to submits and poll rarely.
 
 Accepted tasks get their task ids and go straight to the Executor's ``ResultWatcher``. A send
 that fails (after the Client's own transient retries) fails only the futures of that batch,
 with the real exception; an answer that cannot be matched to the batch fails them with
-``InvalidServiceResponse``; the thread carries on. The exception is a service that cannot be
-reached at all (connection refused or reset, connect timeout): globus-sdk gives up after 8-23 s,
-shorter than a service restart can take, so such a batch is resent after ``retry.Backoff``
-pauses for up to ``connection_retry_s`` more. Like globus-sdk's own retry, a resend after a
-reset that hit a batch the service had already accepted submits it twice; the first copy's
-tasks then run unobserved.
+``InvalidServiceResponse``; the thread carries on. Two failures are waited out instead: a 429
+(the Client resends it itself; one raised by another client implementation is resent here
+after ``Retry-After``), and a service that cannot be reached at all (connection refused or
+reset, connect timeout): globus-sdk gives up after 8-23 s, shorter than a service restart can
+take, so such a batch is resent after ``retry.Backoff`` pauses for up to ``connection_retry_s``
+more. Like globus-sdk's own retry, a resend after a reset that hit a batch the service had
+already accepted submits it twice; the first copy's tasks then run unobserved. ``abort`` cuts
+every such wait short (interpreter exit): what was not sent fails with ``ExecutorShutdown``.
 
 If the thread itself dies (an exception escaping its loop: a defect), the Executor is broken:
 the batch it was sending and everything queued fail with ``ExecutorBroken`` saying why, and
@@ -55,7 +66,19 @@ from typing import TYPE_CHECKING, Any
 
 import globus_sdk
 
-from globus_compute.errors import ExecutorBroken, InvalidServiceResponse
+from globus_compute.client.request_budget import (
+    RequestKind,
+    cancelled_by,
+    is_rate_limited,
+    request_turn,
+    retry_after_s,
+)
+from globus_compute.errors import (
+    ExecutorBroken,
+    ExecutorShutdown,
+    InvalidServiceResponse,
+    RequestCancelled,
+)
 from globus_compute.executor.burst_limiter import BurstLimiter
 from globus_compute.executor.future import ComputeFuture, fail_quietly
 from globus_compute.executor.progress import TaskCounts
@@ -70,10 +93,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TaskItem", "TaskSubmitter"]
 
-#: The hosted service rejects submit requests over 10 MB (413 TASK_PAYLOAD_TOO_LARGE). Payload
-#: characters are counted; the margin covers JSON escaping of the payloads' newlines (base64
-#: lines are 76 characters) and the request's other fields.
-MAX_REQUEST_CHARS = 9_500_000
+#: The hosted service rejects submit requests over 10 MB (413 TASK_PAYLOAD_TOO_LARGE). The
+#: payloads' JSON-escaped bytes are counted (``wire_bytes``); the margin covers the request's
+#: other fields.
+MAX_REQUEST_BYTES = 9_500_000
 
 #: How long a batch is resent while the service is unreachable, seconds (see the module doc).
 CONNECTION_RETRY_S = 120.0
@@ -83,6 +106,12 @@ CONNECTION_BACKOFF = Backoff(first_s=1.0, max_s=10.0)
 IDLE_CHECK_S = 1.0
 #: Errors meaning "no HTTP answer at all". Read timeouts are left out: the service was reached.
 UNREACHABLE = (globus_sdk.GlobusConnectionError, globus_sdk.GlobusConnectionTimeoutError)
+
+
+def wire_bytes(payload: str) -> int:
+    """Bytes ``payload`` takes in a submit request body: JSON-escaped, as requests encodes it
+    (ASCII, so ``"`` and ``\\`` double and non-ASCII becomes ``\\uXXXX``), plus its separator."""
+    return len(json.dumps(payload)) + 2
 
 
 @dataclass(slots=True)
@@ -96,6 +125,8 @@ class TaskItem:
     queued_at: float
     #: Set by the submitter: True if a request was in flight when the task was queued.
     arrived_busy: bool = False
+    #: Set by the submitter: the payload's ``wire_bytes``.
+    size: int = 0
 
 
 class TaskSubmitter:
@@ -110,8 +141,8 @@ class TaskSubmitter:
         learn_task_group: Called with the group the service created for such a batch.
         batch_size: Most tasks per submit request.
         batch_interval: Longest a task waits for company once the thread is busy, seconds.
-        limiter: The burst limiter, or None when rate limiting is off.
-        max_request_chars: Payload characters allowed in one request.
+        limiter: The reference's burst limiter, or None (the default: the budget paces).
+        max_request_bytes: Payload bytes (``wire_bytes``) allowed in one request.
         connection_retry_s: How long a batch is resent while the service is unreachable.
         backoff: The pauses between those resends.
         owner: A weak reference to the Executor; None for a submitter of no Executor.
@@ -129,13 +160,14 @@ class TaskSubmitter:
         batch_size: int,
         batch_interval: float,
         limiter: BurstLimiter | None,
-        max_request_chars: int = MAX_REQUEST_CHARS,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
         connection_retry_s: float = CONNECTION_RETRY_S,
         backoff: Backoff = CONNECTION_BACKOFF,
         owner: Callable[[], object | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._budget = client.request_budget
         self._watcher = watcher
         self._counts = counts
         self._current_task_group = current_task_group
@@ -143,18 +175,20 @@ class TaskSubmitter:
         self.batch_size = batch_size
         self.batch_interval = batch_interval
         self._limiter = limiter
-        self.max_request_chars = max_request_chars
+        self.max_request_bytes = max_request_bytes
         self.connection_retry_s = connection_retry_s
         self._backoff = backoff
         self._owner = owner
         self._clock = clock
         self._cv = threading.Condition(threading.Lock())
         self._queue: collections.deque[TaskItem] = collections.deque()
-        self._queued_chars = 0
+        self._queued_bytes = 0
         self._closing = False
         self._broken: str | None = None  # why the thread died, once it has
         self._busy = False  # a request (or rate-limit pause) is under way; guarded by the lock
         self._stop = threading.Event()  # set by the thread itself once everything is flushed
+        self._abort = threading.Event()  # set by abort(): cut every wait short
+        self._abort_reason = "the Executor was stopped"
         self.thread = threading.Thread(target=self._run, name="GlobusComputeTaskSubmitter")
 
     # -- called from other threads ---------------------------------------------------------
@@ -166,6 +200,7 @@ class TaskSubmitter:
             ExecutorBroken: The thread, or a result poller, died of a defect; nothing will be
                 sent any more.
         """
+        item.size = wire_bytes(item.payload)  # outside the lock: a payload may be megabytes
         with self._cv:
             broken = self.broken
             if broken is not None:
@@ -174,7 +209,7 @@ class TaskSubmitter:
                 return False
             item.arrived_busy = self._busy
             self._queue.append(item)
-            self._queued_chars += len(item.payload)
+            self._queued_bytes += item.size
             self._counts.add_queued(1)  # with the append: progress() sees both or neither
             if self.thread.ident is None:
                 self.thread.start()
@@ -182,7 +217,7 @@ class TaskSubmitter:
             if (
                 depth == 1
                 or depth >= self.batch_size
-                or self._queued_chars >= self.max_request_chars
+                or self._queued_bytes >= self.max_request_bytes
             ):
                 self._cv.notify()
         return True
@@ -197,6 +232,13 @@ class TaskSubmitter:
         if cancelled:
             self._counts.add_cancelled(cancelled)
 
+    def abort(self, reason: str) -> None:
+        """Close, and cut short every wait (budget turns, 429s, an unreachable service): the
+        batch being sent and every queued task fail with ``ExecutorShutdown(reason)``."""
+        self._abort_reason = reason
+        self._abort.set()
+        self.close()
+
     @property
     def broken(self) -> str | None:
         """Why the Executor is broken (this thread or a result poller died), if it is."""
@@ -210,29 +252,39 @@ class TaskSubmitter:
     # -- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        groups: dict[SubmitGroupKey, list[TaskItem]] | None = None
+        # The batch being sent stays here until it is sent, so that if the thread dies its
+        # futures are failed too; emptied before the next wait (it holds futures and results).
+        groups: dict[SubmitGroupKey, list[TaskItem]] = {}
         try:
-            while not self._stop.is_set():
-                self._pause_for_rate_limit()
-                groups = self._next_groups()
-                if groups is None:
-                    self._stop.set()
-                    break
-                self._send_all(groups)
-                groups = None  # hold no future (nor its result) while waiting for more
-                with self._cv:
-                    self._busy = False
+            with cancelled_by(self._abort):
+                while not self._stop.is_set():
+                    self._pause_for_rate_limit()
+                    kind = self._await_batch()
+                    if kind is None:
+                        self._stop.set()
+                        break
+                    try:
+                        with request_turn(self._budget, kind):
+                            groups = self._drain()
+                            while groups:
+                                key = next(iter(groups))
+                                self._send(key, groups[key])
+                                del groups[key]
+                    except RequestCancelled:
+                        err = ExecutorShutdown(f"{self._abort_reason}; the task was not sent")
+                        self._fail([item for items in groups.values() for item in items], err)
+                        groups = {}
+                        self._fail_queued(err)
+                        break
+                    with self._cv:
+                        self._busy = False
         except BaseException as exc:  # a defect here must not strand a single future
             log.exception("Task submitter thread failed")
-            in_flight = [item for items in (groups or {}).values() for item in items]
+            in_flight = [item for items in groups.values() for item in items]
             self._break(f"The Executor's task submitter thread failed: {exc!r}", in_flight, exc)
             raise
         finally:
             self._stop.set()
-
-    def _send_all(self, groups: dict[SubmitGroupKey, list[TaskItem]]) -> None:
-        for key, items in groups.items():
-            self._send(key, items)
 
     def _break(
         self, reason: str, in_flight: list[TaskItem], cause: BaseException | None = None
@@ -241,16 +293,22 @@ class TaskSubmitter:
         with self._cv:
             if self._broken is None:
                 self._broken = reason
-            self._closing = True
-            stranded = self._take_all_locked()
         err = ExecutorBroken(reason)
         err.__cause__ = cause
-        self._fail([*in_flight, *stranded], err)
+        self._fail(in_flight, err)
+        self._fail_queued(err)
+
+    def _fail_queued(self, err: BaseException) -> None:
+        """Close, and fail every queued task with ``err``."""
+        with self._cv:
+            self._closing = True
+            stranded = self._take_all_locked()
+        self._fail(stranded, err)
 
     def _take_all_locked(self) -> list[TaskItem]:
         items = list(self._queue)
         self._queue.clear()
-        self._queued_chars = 0
+        self._queued_bytes = 0
         self._counts.take_from_queue(len(items))
         return items
 
@@ -272,8 +330,12 @@ class TaskSubmitter:
                 self._busy = True
                 self._cv.wait_for(lambda: self._closing, timeout=delay)
 
-    def _next_groups(self) -> dict[SubmitGroupKey, list[TaskItem]] | None:
-        """Block until a batch is due; pop it. None means: closing and nothing left to send."""
+    def _await_batch(self) -> RequestKind | None:
+        """Block until a batch is due; None means: closing and nothing left to send.
+
+        Returns:
+            The kind of turn it needs: ``BULK`` if the queue holds a full batch.
+        """
         with self._cv:
             while not self._queue:
                 if self._closing or self._orphaned():
@@ -286,30 +348,34 @@ class TaskSubmitter:
                     if remaining <= 0:
                         break
                     self._cv.wait(remaining)
-            self._busy = True
+            self._busy = True  # tasks queued from now on wait for company (and for the turn)
+            return RequestKind.BULK if self._queue_is_full() else RequestKind.SUBMIT
+
+    def _drain(self) -> dict[SubmitGroupKey, list[TaskItem]]:
+        with self._cv:
             return self._drain_locked()
 
     def _orphaned(self) -> bool:
         return self._owner is not None and self._owner() is None
 
     def _queue_is_full(self) -> bool:
-        return len(self._queue) >= self.batch_size or self._queued_chars >= self.max_request_chars
+        return len(self._queue) >= self.batch_size or self._queued_bytes >= self.max_request_bytes
 
     def _drain_locked(self) -> dict[SubmitGroupKey, list[TaskItem]]:
         groups: dict[SubmitGroupKey, list[TaskItem]] = {}
-        chars: dict[SubmitGroupKey, int] = {}
+        sizes: dict[SubmitGroupKey, int] = {}
         taken = 0
         while self._queue:
             item = self._queue[0]
             group = groups.setdefault(item.key, [])
-            size = len(item.payload)
-            used = chars.get(item.key, 0)
-            if len(group) >= self.batch_size or (group and used + size > self.max_request_chars):
+            size = item.size
+            used = sizes.get(item.key, 0)
+            if len(group) >= self.batch_size or (group and used + size > self.max_request_bytes):
                 break  # this group is full; the rest waits for the next round
             self._queue.popleft()
-            self._queued_chars -= size
+            self._queued_bytes -= size
             group.append(item)
-            chars[item.key] = used + size
+            sizes[item.key] = used + size
             taken += 1
         self._counts.take_from_queue(taken)
         return {key: items for key, items in groups.items() if items}
@@ -338,6 +404,9 @@ class TaskSubmitter:
             for function_id, group in by_function.items():
                 batch.add_payloads(function_id, [item.payload for item in group])
             response = self._run_batch(key.endpoint_id, batch, len(live))
+        except RequestCancelled:
+            self._fail(live, ExecutorShutdown(f"{self._abort_reason}; the task was not sent"))
+            raise
         except Exception as exc:
             log.warning("Submitting %d task(s) to %s failed: %r", len(live), key.endpoint_id, exc)
             self._fail(live, exc)
@@ -348,7 +417,11 @@ class TaskSubmitter:
         self._accept(key, by_function, response)
 
     def _run_batch(self, endpoint_id: str, batch: Any, n: int) -> Any:
-        """``batch_run``, resent with backoff while the service is unreachable (a restart)."""
+        """``batch_run``, resent while rate limited or while the service is unreachable.
+
+        Raises:
+            RequestCancelled: ``abort`` cut a wait short.
+        """
         deadline = self._clock() + self.connection_retry_s
         retry = 0
         while True:
@@ -363,7 +436,15 @@ class TaskSubmitter:
                 log.warning(
                     "Compute service unreachable (%r); resending %d task(s) in %.1fs", exc, n, delay
                 )
-                self._stop.wait(delay)  # never set while the thread runs: a named, timed pause
+            except Exception as exc:
+                if not is_rate_limited(exc):  # the Client waits out 429s itself; others may not
+                    raise
+                delay = retry_after_s(exc)
+                log.info(
+                    "Submit of %d task(s) rate limited (HTTP 429); resending in %.1fs", n, delay
+                )
+            if self._abort.wait(delay):
+                raise RequestCancelled(f"{self._abort_reason}; {n} task(s) were not sent")
 
     def _accept(
         self, key: SubmitGroupKey, by_function: dict[str, list[TaskItem]], response: Any

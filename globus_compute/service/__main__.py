@@ -36,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--purge-interval-s", type=float, default=60.0, help="how often expired tasks are deleted"
     )
     p.add_argument("--rate-limit", type=float, default=None, help="requests/s per identity")
+    p.add_argument(
+        "--rate-burst", type=float, default=None, help="rate-limit bucket size (default 10 s)"
+    )
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         result_retention_s=args.retention_s,
         purge_interval_s=args.purge_interval_s,
         rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
     )
     store = Store(config.state_dir)
     store.identities.ensure_user(state_dir_mod.DEFAULT_USER)

@@ -53,3 +53,5 @@ class ServiceConfig:
             raise ValueError("lease_s must be positive")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError("rate_limit must be positive (or None for no limit)")
+        if self.rate_burst is not None and self.rate_burst < 1:
+            raise ValueError("rate_burst must be at least 1 (or None for 10 s of rate_limit)")

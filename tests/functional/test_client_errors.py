@@ -7,13 +7,16 @@ import globus_sdk.transport.requests as gsdk_transport
 import pytest
 import requests
 
-from globus_compute.client import Client
+from globus_compute.client import Client, request_budget
+from globus_compute.client.request_budget import RequestBudget, RequestRate
 from globus_compute.errors import InvalidServiceResponse, SerializationError
-from tests.support.clients import BASE
+from tests.support.clients import BASE, make_client
+from tests.support.fake_clock import FakeClock
 
 EP = "11111111-1111-1111-1111-111111111111"
 FN = "22222222-2222-2222-2222-222222222222"
 TASK = "44444444-4444-4444-4444-444444444444"
+TG = "55555555-5555-5555-5555-555555555555"
 SUBMIT = f"{BASE}/v3/endpoints/{EP}/submit"
 
 
@@ -92,12 +95,36 @@ def test_non_serializable_argument_fails_in_caller_before_any_request(rsps, clie
     assert len(rsps.calls) == 0
 
 
-def test_rate_limited_429_honours_retry_after_then_succeeds(rsps, client, sleeps):
+def test_rate_limited_429_honours_retry_after_then_succeeds(rsps, client, sleeps, monkeypatch):
+    ours = RecordingTime()
+    monkeypatch.setattr(request_budget, "time", ours)  # the Client's own wait, not globus-sdk's
     rsps.get(f"{BASE}/v2/tasks/{TASK}", status=429, headers={"Retry-After": "3"}, json={})
     rsps.get(f"{BASE}/v2/tasks/{TASK}", json={"task_id": TASK, "status": "running"})
     assert client.get_task(TASK)["status"] == "running"
     assert len(rsps.calls) == 2
-    assert sleeps == [3.0]
+    assert (ours.sleeps, sleeps) == ([3.0], [])
+
+
+def test_a_429_storm_longer_than_globus_sdks_retries_is_waited_out(rsps, client, sleeps):
+    """globus-sdk would give up after 5 retries; the Client resends for as long as it takes."""
+    for _ in range(12):
+        rsps.post(SUBMIT, status=429, headers={"Retry-After": "0"}, json={})
+    rsps.post(SUBMIT, json={"request_id": "r", "task_group_id": TG, "tasks": {FN: [TASK]}})
+    assert client.run(1, endpoint_id=EP, function_id=FN) == TASK
+    assert len(rsps.calls) == 13 and sleeps == []
+
+
+def test_a_429_drains_the_budget_so_the_resend_waits_for_retry_after(rsps, sleeps):
+    clock = FakeClock()
+    client = make_client(request_budget="20/10")
+    assert client.request_budget is not None
+    client.request_budget = RequestBudget(RequestRate(20, 10), clock=clock, wait=clock.wait)
+    rsps.get(f"{BASE}/v2/tasks/{TASK}", status=429, headers={"Retry-After": "4"}, json={})
+    rsps.get(f"{BASE}/v2/tasks/{TASK}", json={"task_id": TASK, "status": "running"})
+    start = clock.now
+    assert client.get_task(TASK)["status"] == "running"
+    assert clock.now - start == pytest.approx(4.5)  # Retry-After, then one token (2/s) later
+    assert client.request_budget.rate_limited == 1 and sleeps == []
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
@@ -155,9 +182,7 @@ def test_submit_answer_without_the_task_is_invalid_service_response(rsps, client
 
 
 @pytest.mark.parametrize("answer", [{}, {"function_uuid": None}, ["x"]])
-def test_register_answer_without_function_uuid_is_invalid_service_response(
-    rsps, client, answer
-):
+def test_register_answer_without_function_uuid_is_invalid_service_response(rsps, client, answer):
     rsps.post(f"{BASE}/v3/functions", json=answer)
     with pytest.raises(InvalidServiceResponse, match="without answering its function_uuid"):
         client.register_function(len)

@@ -119,6 +119,36 @@ def test_executor_left_open_flushes_its_queue_and_fails_pending_futures_at_exit(
     assert "the interpreter is exiting" in report["error"] and "reload_tasks" in report["error"]
 
 
+def test_exit_aborts_a_submit_still_waiting_for_its_turn_in_the_request_budget():
+    """Issue 12 and 13 together: after the exit flush times out, a submit waiting for a budget
+    turn (a minute away here) is cut short and its future fails; exit does not wait the turn."""
+    started = time.monotonic()
+    reports, proc = run_script(
+        """
+        from globus_compute.client.request_budget import RequestBudget, RequestRate
+        from globus_compute.executor import process_hooks
+        process_hooks.EXIT_FLUSH_TIMEOUT_S = 0.5
+        budget = RequestBudget(RequestRate(1, 600.0))
+        budget.take()  # the next turn is ten minutes away
+        client = FakeClient(service_url="https://compute.api.globus.org", request_budget=budget)
+        ex = Executor(endpoint_id=EP, client=client)
+        fut = ex.submit(double, 1)
+        fut.add_done_callback(lambda f: report(
+            type=type(f.exception()).__name__, error=str(f.exception()), sent=len(client.batches)
+        ))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert reports == [
+        {
+            "type": "ExecutorShutdown",
+            "error": "the interpreter is exiting; the task was not sent",
+            "sent": 0,
+        }
+    ]
+    assert time.monotonic() - started < 30
+
+
 # -- item 7: a dropped executor and interpreter exit ----------------------------------------
 
 

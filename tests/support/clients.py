@@ -21,12 +21,14 @@ TOKEN = "tok-123"
 
 
 def make_client(**kwargs: Any) -> Client:
-    """A Client of ``BASE`` with ``TOKEN`` and no construction-time version check.
+    """A Client of ``BASE`` with ``TOKEN``, no construction-time version check and no request
+    budget (``BASE`` is not loopback, and the tests' requests are free).
 
     It trusts every result (``trust_foreign_results``) unless told otherwise: the fake
     documents name no endpoint, and what the Client does about results of foreign endpoints
     is tested on its own (``test_client_results.py``, ``tests/security``).
     """
     kwargs.setdefault("do_version_check", False)
+    kwargs.setdefault("request_budget", None)
     kwargs.setdefault("trust_foreign_results", True)
     return Client(base_url=BASE, authorizer=globus_sdk.AccessTokenAuthorizer(TOKEN), **kwargs)

@@ -7,7 +7,12 @@ submitted (or later, when a test says so). Like the real service it keeps functi
 serialized, never the objects themselves, so tests can check what the Executor keeps alive.
 Tests steer it through plain attributes: ``submit_gate`` holds ``batch_run`` until set,
 ``submit_errors``/``poll_errors`` make the next calls raise, ``submit_answers`` replaces the next
-submit answers, ``auto_finish=False`` keeps tasks pending until ``finish()``.
+submit answers, ``auto_finish=False`` keeps tasks pending until ``finish()``, ``max_poll_ids``
+makes larger polls fail with a 413.
+
+Like the real Client it spends a turn of its ``request_budget`` (if given) on every request,
+so Executor tests can watch the budget's pacing without HTTP; each poll answer reports
+``answer_bytes`` as ``answer_bytes_per_task`` per finished task and 100 per pending one.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from globus_compute.client.task_table import TaskOutcome
+from globus_compute.client.environments import is_loopback_url
+from globus_compute.client.request_budget import RequestBudget, spend_turn
+from globus_compute.client.task_table import TaskOutcome, TaskOutcomes
 from globus_compute.errors import TaskExecutionFailed
 from globus_compute.protocol.ids import UuidLike, require_uuid
 from globus_compute.protocol.states import TaskState
@@ -56,16 +63,30 @@ class FakeBatch:
 
 
 class HTTPError(Exception):
-    """Looks like a globus-sdk GlobusAPIError to the poller (it reads ``http_status``)."""
+    """Looks like a globus-sdk GlobusAPIError to the Executor (``http_status``, ``headers``)."""
 
-    def __init__(self, http_status: int, message: str = "error") -> None:
-        super().__init__(http_status, message)
+    def __init__(
+        self, http_status: int, message: str = "error", headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(http_status, message, headers)
         self.http_status = http_status
+        self.headers = headers or {}
 
 
 class FakeClient:
-    def __init__(self, service_url: str = "http://127.0.0.1:8000", auto_finish: bool = True):
+    def __init__(
+        self,
+        service_url: str = "http://127.0.0.1:8000",
+        auto_finish: bool = True,
+        *,
+        request_budget: RequestBudget | None = None,
+        long_poll: bool | None = None,
+    ):
         self.service_url = service_url
+        self.request_budget = request_budget
+        self.long_poll = is_loopback_url(service_url) if long_poll is None else long_poll
+        self.max_poll_ids: int | None = None
+        self.answer_bytes_per_task = 300
         self.fx_serializer = ComputeSerializer()
         self.auto_finish = auto_finish
         self.functions: dict[str, str] = {}  # function id -> serialized function
@@ -130,6 +151,7 @@ class FakeClient:
         )
 
     def batch_run(self, endpoint_id: UuidLike, batch: FakeBatch) -> dict[str, Any]:
+        spend_turn(self.request_budget)
         self.submit_started.set()
         if self.submit_gate is not None:
             assert self.submit_gate.wait(30), "test never released the submit gate"
@@ -158,12 +180,15 @@ class FakeClient:
 
     def get_task_outcomes(
         self, task_id_list: Iterable[UuidLike], *, wait: float = 0.0
-    ) -> dict[str, TaskOutcome]:
+    ) -> TaskOutcomes:
         ids = [str(t) for t in task_id_list]
+        spend_turn(self.request_budget)
         with self._cv:
             self.poll_calls.append((ids, wait))
             if self.poll_errors:
                 raise self.poll_errors.pop(0)
+            if self.max_poll_ids is not None and len(ids) > self.max_poll_ids:
+                raise HTTPError(413, f"{len(ids)} ids: too many")
             deadline = time.monotonic() + wait
             while wait > 0 and all(self._outcomes.get(t, WAITING).pending for t in ids):
                 remaining = deadline - time.monotonic()
@@ -172,7 +197,11 @@ class FakeClient:
                 self._cv.wait(remaining)
             found = {t: self._outcomes[t] for t in ids if t in self._outcomes}
         # As the real Client does, a result is read from its serialized form for each answer.
-        return {t: self._readable(outcome) for t, outcome in found.items()}
+        answers = TaskOutcomes((t, self._readable(outcome)) for t, outcome in found.items())
+        answers.answer_bytes = sum(
+            100 if o.pending else self.answer_bytes_per_task for o in answers.values()
+        )
+        return answers
 
     def _readable(self, outcome: TaskOutcome) -> TaskOutcome:
         if not isinstance(outcome.result, _Stored):

@@ -159,8 +159,9 @@ def test_arguments_under_a_code_header_are_refused_even_without_an_allow_list():
     crafted = "01\n" + SER.serialize((Crafted(),))[3:]
     result = TaskRunner(EP_ID).run(_task_with_buffers(SER.serialize(double), crafted, "11\n{}"))
     assert result["status"] == "failed"
-    assert "arguments buffer is serialized with DillCode, which is not a data serializer" in (
-        result["exception"]
+    assert (
+        "arguments buffer is serialized with DillCode, which is not a data serializer"
+        in (result["exception"])
     )
     assert CRAFTED_RAN == []
 

@@ -110,11 +110,13 @@ def test_construction_starts_no_thread(make_executor):
     assert set(threading.enumerate()) == before
 
 
-def test_rate_limit_is_automatic(client, make_executor):
-    assert make_executor().api_burst_limit is None  # loopback service
+def test_the_reference_burst_rule_applies_only_when_asked_for(client, make_executor):
+    """The request budget paces requests; the reference's 4-per-16 s rule is opt-in."""
+    assert make_executor().api_burst_limit is None
     assert make_executor(api_burst_limit=100).api_burst_limit == 8
     remote = FakeClient(service_url="https://compute.api.globus.org")
-    assert make_executor(client=remote).api_burst_limit == 4
+    assert make_executor(client=remote).api_burst_limit is None
+    assert make_executor(client=remote, api_burst_limit=4).api_burst_limit == 4
 
 
 # -- submission ------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def submitted(client: FakeClient, n: int) -> list[tuple[str, ComputeFuture]]:
 
 
 def make_poller(client, **kw):
-    kw.setdefault("loopback", True)
+    kw.setdefault("long_poll", True)
     kw.setdefault("min_interval_s", 0.001)
     kw.setdefault("max_interval_s", 0.01)
     return ResultPoller(client, PollSettings(**kw))
@@ -53,14 +53,14 @@ def test_results_are_set_and_table_emptied():
     assert poller.pending_count() == 0 and not poller.thread.is_alive()
 
 
-def test_loopback_uses_long_poll_and_remote_does_not():
+def test_long_poll_service_is_asked_to_wait_and_others_are_not():
     client = FakeClient()
     loop = make_poller(client, long_poll_s=0.5)
     pairs = submitted(client, 1)
     loop.watch(pairs)
     pairs[0][1].result(timeout=10)
     assert client.poll_calls[0][1] == 0.5
-    remote = make_poller(client, loopback=False)
+    remote = make_poller(client, long_poll=False)
     pairs = submitted(client, 1)
     remote.watch(pairs)
     pairs[0][1].result(timeout=10)
@@ -137,7 +137,7 @@ def test_cancelled_future_is_left_alone():
 
 def test_many_pending_tasks_are_polled_in_chunks():
     client = FakeClient(auto_finish=False)
-    poller = make_poller(client, chunk_size=4, long_poll_s=0.01)
+    poller = make_poller(client, chunk_size=4, max_chunk_size=4, long_poll_s=0.01)
     pairs = submitted(client, 10)
     poller.watch(pairs)
     client.finish()
@@ -148,12 +148,14 @@ def test_many_pending_tasks_are_polled_in_chunks():
 
 
 def test_poll_settings_are_clamped_to_sensible_values():
-    settings = PollSettings(loopback=False, chunk_size=0, min_interval_s=2.0, max_interval_s=1.0)
+    settings = PollSettings(long_poll=False, chunk_size=0, min_interval_s=2.0, max_interval_s=1.0)
     assert (settings.chunk_size, settings.max_interval_s, settings.max_failures) == (1, 2.0, 8)
-    assert PollSettings(loopback=True, max_failures=0).max_failures == 1
-    loop = PollSettings.for_service(True, 16, long_poll_s=1, min_interval_s=1, max_interval_s=2)
-    remote = PollSettings.for_service(False, 16, long_poll_s=1, min_interval_s=1, max_interval_s=2)
-    assert (loop.chunk_size, remote.chunk_size) == (1024, 16)
+    assert PollSettings(long_poll=True, max_failures=0).max_failures == 1
+    assert PollSettings(long_poll=True, chunk_size=64, max_chunk_size=8).max_chunk_size == 64
+    loop = PollSettings.for_service(True, long_poll_s=1, min_interval_s=1, max_interval_s=2)
+    remote = PollSettings.for_service(False, long_poll_s=1, min_interval_s=1, max_interval_s=2)
+    assert (loop.chunk_size, loop.max_chunk_size) == (1024, 1024)
+    assert (remote.chunk_size, remote.max_chunk_size) == (1024, 16_384)
 
 
 def test_failed_polls_are_retried_after_backoff_pauses():
@@ -172,7 +174,7 @@ def test_failed_polls_are_retried_after_backoff_pauses():
 
 def test_remote_interval_backs_off_while_idle_and_resets_on_activity():
     client = FakeClient(auto_finish=False)
-    poller = make_poller(client, loopback=False, min_interval_s=0.01, max_interval_s=0.04)
+    poller = make_poller(client, long_poll=False, min_interval_s=0.01, max_interval_s=0.04)
     assert poller._pause(0.0) == 0.0
     poller._activity = True  # what watch() does when new tasks arrive
     poller._wake.set()

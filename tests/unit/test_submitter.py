@@ -13,7 +13,7 @@ from globus_compute.executor.future import ComputeFuture
 from globus_compute.executor.poller import PollSettings
 from globus_compute.executor.progress import TaskCounts
 from globus_compute.executor.settings import TaskSettings
-from globus_compute.executor.submitter import TaskItem, TaskSubmitter
+from globus_compute.executor.submitter import TaskItem, TaskSubmitter, wire_bytes
 from globus_compute.executor.watcher import ResultWatcher
 from tests.support.fake_client import FakeClient
 
@@ -34,7 +34,7 @@ class Stack:
         self.client = client
         self.counts = TaskCounts()
         self.watcher = ResultWatcher(
-            client, PollSettings(loopback=True, long_poll_s=0.05), self.counts
+            client, PollSettings(long_poll=True, long_poll_s=0.05), self.counts
         )
         self.learned: list[str] = []
         knobs.setdefault("batch_size", 128)
@@ -81,9 +81,9 @@ def stacks():
 def test_batches_split_by_request_size(stacks):
     client = FakeClient()
     client.submit_gate = threading.Event()
-    one = len(client.fx_serializer.serialize((("y" * 1000),)))
+    one = wire_bytes(client.fx_serializer.serialize((("y" * 1000),)))
     # About three 1000-char payloads per request.
-    stack = stacks(client, max_request_chars=3 * one)
+    stack = stacks(client, max_request_bytes=3 * one)
     first = stack.put("x")
     assert client.submit_started.wait(10)
     rest = [stack.put("y" * 1000) for _ in range(6)]
