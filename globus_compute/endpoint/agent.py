@@ -18,9 +18,19 @@ service then releases whatever an earlier process of this endpoint held (it is g
 registration alone (an owner's update) takes nothing from a running agent. Each heartbeat
 renews the leases of the tasks the agent holds; its answer lists those the service has already
 resolved (it failed them ``EndpointLost`` while the agent was out of touch, frozen or cut off
-past the lease), and the agent drops them before they start. Until a heartbeat has been
-answered within the last lease, the agent's leases are in doubt: the engine starts no new task
-and the claimer claims none (``EngineContext.leases_current``).
+past the lease), and the agent drops them before they start.
+
+The lease gate (``EngineContext.leases_current``): the engine starts no task and the claimer
+claims none unless every held task's lease is known to run. A lease is known to run for
+``lease_s`` from the moment the request that renewed or granted it was *sent* (the service acted
+on it later): an answered heartbeat vouches for the tasks it listed, a claim's answer for the
+tasks it handed out. So a task a claim hands out is vouched for by that claim alone until a
+heartbeat that lists it is answered; a claim answer read more than a lease after its request
+(the agent was frozen, SIGSTOP, while the service answered) closes the gate until then, and that
+heartbeat's ``drop`` says whether the task is still ours. What is left is the engines': a task
+already past its engine's last look at the gate when the agent froze still starts when it thaws
+(the thread engine looks right before calling the function, the process engine when it sends a
+chunk to a worker; see the engines).
 
 Stopping (SIGTERM/SIGINT, ``stop()``, or a heartbeat answering ``stop: true``) is graceful and
 the documented choice is *finish*: claiming stops, tasks already claimed run to completion for
@@ -41,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import platform
 import socket
@@ -102,7 +113,9 @@ class Agent:
         engine: Runs the tasks; started and shut down by the agent.
         heartbeat_s: Seconds between heartbeats (shortened to a third of the service's lease).
         claim_batch: Most tasks asked for in one claim.
-        claim_wait_s: Long-poll duration of an idle claim; bounds how long a stop waits for it.
+        claim_wait_s: Long-poll duration of an idle claim; bounds how long a stop waits for it
+            (shortened to a third of the service's lease, so that what a claim hands out is
+            vouched for until the next heartbeat lists it).
         max_retries_on_system_failure: Extra runs of a task lost with a worker or the agent;
             sent to the service in the registration metadata and given to the engine.
         drain_timeout_s: How long a graceful stop lets claimed tasks finish.
@@ -169,9 +182,15 @@ class Agent:
         #: Claimed tasks whose results the service has not yet accepted; heartbeats renew the
         #: lease of exactly these (guarded by the results lock).
         self._held: set[str] = set()
-        #: Monotonic time until which the leases of the held tasks are known to run (the send
-        #: time of the last answered heartbeat plus the lease); read by the engine and claimer.
+        #: Monotonic time until which the leases of the held tasks are known to run (see the
+        #: module docstring); read by the engine and claimer, written under the results lock.
         self._leases_valid_until = 0.0
+        #: The earliest end of term of the claims taken in since the last heartbeat listed the
+        #: held tasks: that heartbeat renews none of theirs, so its answer opens the gate no
+        #: further (guarded by the results lock).
+        self._claims_valid_until = math.inf
+        #: The service's lease, from its last answer.
+        self._lease_s = 0.0
         self._heartbeat: threading.Thread | None = None
         self._claimer: threading.Thread | None = None
         self._reporter: threading.Thread | None = None
@@ -209,7 +228,8 @@ class Agent:
             reply = api.heartbeat(
                 self.endpoint_id, self.engine.status(), held=[], phase=PHASE_STARTING
             )
-            self._leases_valid_until = sent_at + float(reply["lease_s"])
+            self._lease_s = float(reply["lease_s"])
+            self._leases_valid_until = sent_at + self._lease_s
         finally:
             api.close()
         with self._lifecycle_lock:
@@ -349,6 +369,8 @@ class Agent:
             while not self._disconnect.is_set():
                 with self._results_lock:
                     held = list(self._held)
+                    # Tasks held from now on are not listed: their claims vouch for them.
+                    self._claims_valid_until = math.inf
                 sent_at = time.monotonic()
                 try:
                     reply = api.heartbeat(self._eid, self.engine.status(), held)
@@ -361,12 +383,13 @@ class Agent:
                 except Exception:
                     log.exception("heartbeat failed; retrying")
                 else:
-                    lease_s = float(reply["lease_s"])
+                    lease_s = self._lease_s = float(reply["lease_s"])
                     interval = min(self.heartbeat_s, max(0.05, lease_s / 3))
                     if reply.get("drop"):
                         self._drop(reply["drop"])
                     # Only now, with the resolved tasks dropped, may held tasks start again.
-                    self._leases_valid_until = sent_at + lease_s
+                    with self._results_lock:
+                        self._leases_valid_until = min(sent_at + lease_s, self._claims_valid_until)
                     if reply.get("stop"):
                         log.info("the service asked endpoint %s to stop", self.endpoint_id)
                         self.stop()
@@ -415,8 +438,10 @@ class Agent:
                     if self._claim_size() <= 0 and not self._stopping.is_set():
                         self._capacity_freed.wait(IDLE_WAIT_S)
                     continue
+                wait_s = min(self.claim_wait_s, self._lease_s / 3)
+                sent_at = time.monotonic()
                 try:
-                    reply = api.claim(self._eid, min(wanted, self.claim_batch), self.claim_wait_s)
+                    reply = api.claim(self._eid, min(wanted, self.claim_batch), wait_s)
                 except AbortedError:
                     return
                 except ServiceRefused as exc:
@@ -428,14 +453,18 @@ class Agent:
                     self._stopping.wait(IDLE_WAIT_S)
                     continue
                 if reply["tasks"]:
-                    fresh = self._hold(reply["tasks"])
+                    fresh = self._hold(reply["tasks"], sent_at + float(reply["lease_s"]))
                     if fresh:
                         self.engine.submit(fresh)
         finally:
             api.close()
 
-    def _hold(self, tasks: list[ClaimedTask]) -> list[ClaimedTask]:
+    def _hold(self, tasks: list[ClaimedTask], leased_until: float) -> list[ClaimedTask]:
         """Record claimed tasks as held; returns those not held already.
+
+        Args:
+            leased_until: Until when the claim vouches for their leases (its send time plus the
+                lease); the gate closes then unless a heartbeat listing them answers first.
 
         A task this agent still holds comes back only when the service re-queued it after
         losing touch (and then re-leased it here): the copy the engine has runs, once.
@@ -443,6 +472,9 @@ class Agent:
         with self._results_lock:
             fresh = [task for task in tasks if task["task_id"] not in self._held]
             self._held.update(task["task_id"] for task in fresh)
+            if fresh:
+                self._claims_valid_until = min(self._claims_valid_until, leased_until)
+                self._leases_valid_until = min(self._leases_valid_until, leased_until)
         return fresh
 
     def _claim_size(self) -> int:

@@ -95,6 +95,18 @@ class TaskRunner:
 
     def run(self, task: ClaimedTask) -> TaskResult:
         """Execute one task and describe the outcome; never raises."""
+        result = self.run_if(task, _always)
+        assert result is not None
+        return result
+
+    def run_if(self, task: ClaimedTask, may_start: Callable[[], bool]) -> TaskResult | None:
+        """Like :meth:`run`, but ask ``may_start`` once the task is loaded, right before its
+        function is called; None (nothing called) if it says no.
+
+        The engine's last word on a start (``EngineContext.leases_current``): it comes after
+        unpacking and deserializing, which take a while, and only a few bytecodes before the
+        call.
+        """
         start = time.time()
         task_id = task.get("task_id", "")
         try:
@@ -102,6 +114,8 @@ class TaskRunner:
         except Exception as exc:
             return self._failed(task_id, _load_failure_text(task_id, exc), start)
 
+        if not may_start():
+            return None
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -156,6 +170,10 @@ class TaskRunner:
         details = dict(self._static_details)
         details["task_transitions"] = {"execution-start": start, "execution-end": end}
         return details
+
+
+def _always() -> bool:
+    return True
 
 
 def _load_failure_text(task_id: str, exc: Exception) -> str:

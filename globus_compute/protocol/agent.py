@@ -46,6 +46,11 @@ gets a fresh ``lease_s``, so the agent's next heartbeat renews what it holds. A 
 arrives for a task whose lease was released still counts while the task is not terminal (it was
 re-queued and not yet run again). An agent that has not heard from the service for ``lease_s``
 starts no new task until a heartbeat answers (its ``drop`` says which tasks are no longer its).
+It counts each lease from the moment it *sent* the request that granted or renewed it, so a task
+handed out by a claim whose answer it read more than ``lease_s`` after sending it (it was
+frozen meanwhile) waits for a heartbeat that lists it; the agent keeps each long poll within a
+third of ``lease_s``, so that while requests are answered promptly a heartbeat lists what a
+claim handed out before the claim's own term ends.
 
 The endpoint counts as offline once it has not heartbeated for ``lease_s`` seconds, or at once
 after its goodbye.

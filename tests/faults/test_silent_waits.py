@@ -4,7 +4,8 @@ Why: a user whose tasks wait must be able to see why. A gracefully stopped endpo
 ``offline`` at once (its agent says goodbye) rather than ``online`` for another lease; work
 waiting on an offline endpoint is reported once in the log and readable as "waiting for
 endpoint X, offline since T"; an agent frozen (SIGSTOP) past its lease does not, once thawed,
-start the tasks the service already failed with ``EndpointLost``; and a stack that cannot start
+start the tasks the service already failed with ``EndpointLost``, neither those it held nor
+those a claim handed it during the freeze; and a stack that cannot start
 says why at once: the Parsl engine finds its helper scripts without an activated venv, and a
 child that exits at once is reported with its exit code and log, not as a 60 s timeout.
 """
@@ -118,6 +119,49 @@ def test_a_thawed_agent_starts_no_task_the_service_failed(
     )
     assert errors, "the agent was not frozen long enough for the service to fail anything"
     for exc in errors:
+        assert isinstance(exc, TaskExecutionFailed) and "EndpointLost" in str(exc), repr(exc)
+    assert late == []
+
+
+@pytest.mark.parametrize("engine", ["thread", "process"])
+def test_a_claim_answered_while_the_agent_is_frozen_runs_nothing_the_service_failed(
+    local_stack: Callable[..., LocalCompute], tmp_path: Path, engine: str
+) -> None:
+    """Regression: SIGSTOP an idle agent (its claimer parked in a long poll), submit: the
+    service answers the parked claim, and fails those tasks when their lease runs out. After
+    SIGCONT the agent read that answer, and a heartbeat listing only what it held before
+    reopened its gate: before the fix, all three failed tasks then ran in 27 of 42 runs (8 of
+    12 alone, 19 of 30 beside two CPU-bound processes)."""
+    lease_s = 2.0
+    local = local_stack(workers=1, engine=engine, lease_s=lease_s)
+    assert local.endpoint is not None and local.endpoint.pid is not None
+    runs = str(tmp_path / "runs.log")
+    ledger = Ledger()
+    with local.executor(client=source_client(local)) as ex:
+        ledger.track([ex.submit(logged_run, runs, 100)])[0].result(timeout=60)
+        os.kill(local.endpoint.pid, signal.SIGSTOP)
+        try:
+            futures = ledger.track(ex.submit(logged_run, runs, x) for x in range(3))
+            wait_until(
+                lambda: all(f.done() for f in futures),
+                "the service to fail what it handed the frozen agent",
+                timeout=10 * lease_s + 30,
+            )
+        finally:
+            thawed_at = time.time()
+            os.kill(local.endpoint.pid, signal.SIGCONT)
+        # One worker, first in first out: once this one ran, so had any task wrongly started.
+        sentinel = ledger.track([ex.submit(logged_run, runs, 50)])[0]
+        assert sentinel.result(timeout=60) == (50, 2500)
+        wait_all(futures)
+
+    ledger.assert_each_once(futures)
+    starts = run_starts(runs)
+    lost = [x for x, f in enumerate(futures) if f.exception(timeout=0) is not None]
+    late = [x for x in lost if any(t >= thawed_at for t in starts.get(x, []))]
+    print(f"claim answered frozen ({engine}): lost {lost}; started after SIGCONT: {late}")
+    assert lost, "the service failed nothing: no claim was answered during the freeze"
+    for exc in outcomes(futures)[1]:
         assert isinstance(exc, TaskExecutionFailed) and "EndpointLost" in str(exc), repr(exc)
     assert late == []
 

@@ -6,7 +6,7 @@
 service is unreachable a call "retries" until its abort event is set, then raises
 ``AbortedError``. The service records what the agent did (registrations, claim sizes,
 heartbeats, result posts) and lets a test refuse results or heartbeats, hand out tasks, ask the
-agent to stop, and wait for any of it with a deadline.
+agent to stop, hold up replies (``on_reply``), and wait for any of it with a deadline.
 """
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ class FakeAgentService:
         refuse_heartbeat: An HTTP status every heartbeat is refused with, or None.
         unreachable: While set, every call fails transiently (and so waits for its abort).
         resolved: Task ids a heartbeat that holds them is told to ``drop``.
+        on_reply: Called with the call's name (``"heartbeat"``, ``"claim"``), what it sent
+            (``held``, ``max_tasks``) and the reply, after the service acted and before the
+            agent's thread sees the reply: a test blocks there to play an agent frozen (SIGSTOP)
+            or a reply slow to arrive.
     """
 
     def __init__(self, lease_s: float = 3.0) -> None:
@@ -81,6 +85,7 @@ class FakeAgentService:
         self.refused_posts: list[tuple[int, list[TaskResult]]] = []
         self.results: dict[str, TaskResult] = {}
         self.transports: list[FakeTransport] = []
+        self.on_reply: Callable[[str, Any, Any], None] = lambda call, sent, reply: None
         self._queued: list[ClaimedTask] = []
         self._changed = threading.Condition()
 
@@ -178,12 +183,16 @@ class FakeTransport:
     ) -> HeartbeatResponse:
         assert endpoint_id == ENDPOINT_ID
         self._reach()
-        return self.service._heartbeat(status, held, phase)
+        reply = self.service._heartbeat(status, held, phase)
+        self.service.on_reply("heartbeat", held, reply)
+        return reply
 
     def claim(self, endpoint_id: str, max_tasks: int, wait_s: float) -> ClaimResponse:
         assert endpoint_id == ENDPOINT_ID
         self._reach()
-        return self.service._claim(max_tasks, wait_s)
+        reply = self.service._claim(max_tasks, wait_s)
+        self.service.on_reply("claim", max_tasks, reply)
+        return reply
 
     def post_results(self, endpoint_id: str, results: list[TaskResult]) -> ResultsResponse:
         assert endpoint_id == ENDPOINT_ID

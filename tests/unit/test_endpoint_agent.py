@@ -437,6 +437,141 @@ def test_no_task_starts_while_the_service_is_out_of_touch_past_the_lease(gate) -
     assert STARTED == ["second"]
 
 
+class GateWatchingEngine(ThreadEngine):
+    """A thread engine that keeps its context, so a test can ask what the lease gate says."""
+
+    context: EngineContext | None = None
+
+    def start(self, context: EngineContext) -> None:
+        self.context = context
+        super().start(context)
+
+    def gate_open(self) -> bool:
+        assert self.context is not None
+        return self.context.leases_current()
+
+
+def test_a_claim_answered_across_a_freeze_starts_nothing_the_service_failed() -> None:
+    """Regression (issue 14, item 9): after SIGSTOP past the lease and SIGCONT, the heartbeat
+    thread listed what it held before the claimer had taken in the answer of a claim the service
+    made during the freeze; that heartbeat's answer reopened the gate for the claim's task too,
+    which the service had failed (its lease ran out in the freeze), and it ran.
+
+    The freeze is played by holding up replies: each agent thread "thaws" when its reply is let
+    through, in the order that failed.
+    """
+    STARTED.clear()
+    service = FakeAgentService(lease_s=1.0)
+    frozen = threading.Event()
+    claim_thawed = threading.Event()
+    heartbeat_thawed = threading.Semaphore(0)
+    handed_out_at: list[float] = []
+    frozen_heartbeats: list[list[str]] = []
+
+    def freeze(call: str, sent: Any, reply: Any) -> None:
+        if not frozen.is_set():
+            return
+        if call == "claim" and reply["tasks"]:
+            handed_out_at.append(time.monotonic())
+            assert claim_thawed.wait(20)
+        elif call == "heartbeat":
+            frozen_heartbeats.append(list(sent or []))
+            assert heartbeat_thawed.acquire(timeout=20)
+
+    service.on_reply = freeze
+    engine = GateWatchingEngine(1)
+    agent = make_agent(service, engine)
+    agent.start()
+    try:
+        frozen.set()
+        service.add_tasks([claimed_task("lost", note_start, "lost")])
+        service.wait_for(lambda: bool(handed_out_at), "the claim the service answers frozen")
+        service.wait_for(
+            lambda: (
+                time.monotonic() > handed_out_at[0] + service.lease_s and not engine.gate_open()
+            ),
+            "the lease to run out",
+        )
+        service.resolved.add("lost")  # the sweep failed it: EndpointLost
+        # Thaw: the heartbeat in flight is answered, the next one lists what is held so far...
+        heartbeat_thawed.release()
+        service.wait_for(lambda: len(frozen_heartbeats) >= 2, "a heartbeat sent after the thaw")
+        assert frozen_heartbeats[1] == []
+        # ...then the claimer takes in its answer, then that heartbeat is answered.
+        claim_thawed.set()
+        service.wait_for(lambda: engine.status()["outstanding_tasks"] == 1, "the claim taken in")
+        heartbeat_thawed.release()
+        service.wait_for(lambda: len(frozen_heartbeats) >= 3, "the heartbeat after it")
+        assert STARTED == [], "a heartbeat that did not list the task vouched for it"
+        assert not engine.gate_open()
+        assert frozen_heartbeats[2] == ["lost"]
+        frozen.clear()
+        heartbeat_thawed.release()  # answered with drop: ["lost"]
+        service.wait_for(lambda: engine.status()["outstanding_tasks"] == 0, "the task dropped")
+        assert engine.gate_open()
+    finally:
+        frozen.clear()
+        claim_thawed.set()
+        for _ in range(3):
+            heartbeat_thawed.release()
+        agent.stop()
+        agent.shutdown()
+    assert STARTED == []
+    assert "lost" not in service.results
+
+
+def test_a_claim_answered_too_late_starts_nothing_until_a_heartbeat_vouches_for_it(gate) -> None:
+    """A claim answer that reaches the agent more than a lease after it was sent proves no lease:
+    the service may have failed the task meanwhile. It waits for a heartbeat that lists it."""
+    opened = gate("busy")
+    STARTED.clear()
+    service = FakeAgentService(lease_s=1.0)
+    slow = threading.Event()
+    delivered = threading.Event()
+    listed = threading.Event()
+    handed_out_at: list[float] = []
+
+    def slow_reply(call: str, sent: Any, reply: Any) -> None:
+        if call == "claim" and reply["tasks"] and slow.is_set():
+            handed_out_at.append(time.monotonic())
+            assert delivered.wait(20)
+        elif call == "heartbeat" and "late" in (sent or []):
+            assert listed.wait(20)
+
+    service.on_reply = slow_reply
+    engine = GateWatchingEngine(1)
+    agent = make_agent(service, engine, drain_timeout_s=2.0)
+    service.add_tasks([claimed_task("busy", held_at_gate, "busy")])
+    agent.start()
+    try:
+        service.wait_for(lambda: service.queued == 0, "the first claim")
+        slow.set()
+        service.add_tasks([claimed_task("late", note_start, "late")])
+        service.wait_for(
+            lambda: bool(handed_out_at) and time.monotonic() > handed_out_at[0] + service.lease_s,
+            "the late claim's lease to run out",
+        )
+        service.resolved.add("late")
+        assert engine.gate_open()  # heartbeats were answered all along
+        delivered.set()
+        service.wait_for(
+            lambda: any("late" in (h or []) for _, h in service.heartbeats), "a heartbeat with it"
+        )
+        assert not engine.gate_open(), "the late claim's task may start"
+        opened.set()  # the worker is free: only the gate holds the late task back
+        service.wait_for(reported(service, "busy"), "the first result")
+        assert STARTED == []
+        listed.set()  # answered with drop: ["late"]
+        service.wait_for(lambda: engine.status()["outstanding_tasks"] == 0, "the task dropped")
+    finally:
+        delivered.set()
+        listed.set()
+        agent.stop()
+        agent.shutdown()
+    assert STARTED == []
+    assert "late" not in service.results
+
+
 def test_a_batch_refused_because_of_one_result_fails_only_that_task() -> None:
     """Regression (issue 14, item 5): a 400 for one result replaced the whole batch."""
     service = FakeAgentService()

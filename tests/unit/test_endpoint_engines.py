@@ -219,6 +219,67 @@ def test_no_task_starts_while_leases_are_in_doubt_and_dropped_ones_never(engine_
         engine.shutdown()
 
 
+#: Gates that loading a task waits at, by name (thread engine only: the test's own process).
+LOAD_GATES: dict[str, tuple[threading.Event, threading.Event]] = {}
+
+
+def _loaded_after_gate(name: str) -> str:
+    arrived, go = LOAD_GATES[name]
+    arrived.set()
+    assert go.wait(30), "the test never let the load finish"
+    return name
+
+
+class SlowToLoad:
+    """An argument whose unpickling waits at a gate: it holds a task between its engine's lease
+    check and its call, where a SIGSTOP of the agent may catch it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self):
+        return (_loaded_after_gate, (self.name,))
+
+
+@pytest.mark.parametrize("then", ["dropped", "renewed"])
+def test_a_task_caught_between_the_lease_check_and_its_call_waits_for_the_leases(tmp_path, then):
+    """The thread engine asks the lease gate again right before calling the function: leases
+    in doubt by then (the agent was frozen there) put the task back unstarted, and a drop
+    takes it back even then."""
+    arrived, go = LOAD_GATES["caught"] = (threading.Event(), threading.Event())
+    current = threading.Event()
+    current.set()
+    engine, sink = start_engine("thread", workers=1, leases_current=current.is_set)
+    log = tmp_path / "runs"
+    try:
+        engine.submit([make_task("t0", logged, str(log), SlowToLoad("caught"))])
+        assert arrived.wait(30), "the task was never taken"
+        current.clear()  # the freeze outlasts the lease
+        if then == "dropped":
+            assert engine.drop(["t0"]) == 1
+            assert engine.status()["outstanding_tasks"] == 0
+        go.set()
+        deadline = time.monotonic() + 30
+        while engine.status()["idle_workers"] != 1:
+            assert time.monotonic() < deadline, "the worker never gave the task up"
+            threading.Event().wait(0.01)
+        assert runs(log) == [] and sink.results == {}
+        if then == "dropped":
+            current.set()
+            status = engine.status()
+            assert status["outstanding_tasks"] == 0 and status["pending_tasks"] == 0
+        else:
+            assert engine.status()["pending_tasks"] == 1  # back in the queue
+            current.set()  # a heartbeat renewed the lease
+            assert sink.wait_for(1)["t0"]["status"] == "success"
+            assert runs(log) == ["caught"]
+    finally:
+        go.set()
+        engine.shutdown()
+        LOAD_GATES.pop("caught")
+    assert runs(log) == ([] if then == "dropped" else ["caught"])
+
+
 def test_shutdown_with_a_task_running_is_bounded_and_leaves_no_worker(tmp_path):
     engine, sink = start_engine("process", workers=2)
     log = tmp_path / "runs"

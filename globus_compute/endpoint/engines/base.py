@@ -21,9 +21,11 @@ Rules every engine keeps:
   it again beyond the budget above, so with ``max_retries_on_system_failure=0`` a task runs at
   most once (a finished task whose result died with its worker fails with ``WorkerLost`` text
   saying so).
-- While ``EngineContext.leases_current()`` is False (the agent has not heard from the service
-  for a lease: the service may have given its tasks away), no task starts; tasks the service
-  has already resolved are then taken back with :meth:`Engine.drop` before they start.
+- While ``EngineContext.leases_current()`` is False (the agent cannot vouch for its leases:
+  the service may have given its tasks away), no task starts; tasks the service has already
+  resolved are then taken back with :meth:`Engine.drop` before they start. The gate is asked as
+  late as the engine can: the thread engine right before it calls the function, the process
+  engine when it sends a chunk to a worker.
 - Every result document is built by :mod:`globus_compute.protocol.results`.
 - The engine's state follows :class:`~globus_compute.endpoint.lifecycle.Lifecycle`: ``start``
   once, ``submit`` only while running, ``shutdown`` from any state (also after a ``start`` that
@@ -55,7 +57,7 @@ class EngineContext:
         allowed_serializers: The deserializer allow-list every worker's ``TaskRunner`` enforces
             (the reference setting name); empty allows every strategy.
         leases_current: Whether the agent's leases are known to run; while False no task may
-            start (checked before each start, or each chunk of starts).
+            start (checked right before each start, or before each chunk of starts is sent).
     """
 
     endpoint_id: str

@@ -27,8 +27,10 @@ max_retries_on_system_failure`` runs, else failed with ``WorkerLost`` text. Only
 started are requeued for free.
 
 While the agent's leases are in doubt (``EngineContext.leases_current``) no chunk is sent, and
-:meth:`ProcessEngine.drop` takes back queued tasks the service resolved; the few already sent to
-a worker (at most :data:`QUEUED_WORK_S` of work) still run.
+:meth:`ProcessEngine.drop` takes back queued tasks the service resolved. The gate is asked when
+the chunk is planned, so what is left are the tasks already sent: the few queued at a worker (at
+most :data:`QUEUED_WORK_S` of work) still run, also while the agent is frozen (its workers are
+other processes), and a chunk planned just before the agent froze is sent when it thaws.
 
 Every worker is tied to the agent (see ``worker.py``) and dies with it; :meth:`shutdown` asks
 all workers to exit, waits for them together, then terminates and kills what is left.

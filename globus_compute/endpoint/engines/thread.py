@@ -10,6 +10,13 @@ whole agent with it, and CPU-bound tasks share one GIL. Use the process engine f
                         ▲ drop(ids): queued tasks the service resolved      │
     result_sink ◄── [engine-thread-results] ◄── finished list ◄────────────┘
 
+The lease gate (``EngineContext.leases_current``) is asked twice: before a worker takes a task
+from the queue, and again once the task is loaded, right before its function is called
+(:meth:`~globus_compute.endpoint.execution.TaskRunner.run_if`). A task whose leases fell in
+doubt in between (the agent was frozen there) goes back to the queue unstarted, and
+:meth:`ThreadEngine.drop` takes it back until that last check. What is left is the few bytecodes
+from that check to the call: an agent frozen exactly there runs the task when it thaws.
+
 Results are batched like the process engine's: finished results collect in a list and a single
 delivery thread hands everything that accumulated to the sink in one call. A task that raises
 anything, ``SystemExit`` and ``KeyboardInterrupt`` included, fails with its traceback like any
@@ -23,6 +30,7 @@ after it has handed the task back to the service.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -60,6 +68,8 @@ class ThreadEngine(Engine):
         self._results_ready = threading.Condition(self._lock)
         self._queue: deque[ClaimedTask] = deque()
         self._finished: list[TaskResult] = []
+        #: Ids of the tasks workers took from the queue and have not yet started.
+        self._taken: set[str] = set()
         self._outstanding = 0
         self._running = 0
         self._stop = threading.Event()
@@ -94,11 +104,13 @@ class ThreadEngine(Engine):
             self._work_ready.notify(len(tasks))
 
     def drop(self, task_ids: Collection[str]) -> int:
-        """Take back queued tasks not yet started; see :meth:`Engine.drop`."""
+        """Take back tasks not yet started, queued or being loaded; see :meth:`Engine.drop`."""
         doomed = set(task_ids)
         with self._lock:
             kept = [task for task in self._queue if task["task_id"] not in doomed]
-            dropped = len(self._queue) - len(kept)
+            taken = self._taken & doomed
+            self._taken -= taken  # the worker finds it gone and forgets it
+            dropped = len(self._queue) - len(kept) + len(taken)
             self._queue = deque(kept)
             self._outstanding -= dropped
         return dropped
@@ -139,12 +151,29 @@ class ThreadEngine(Engine):
                 if self._stop.is_set():
                     return
                 task = self._queue.popleft()
+                self._taken.add(task["task_id"])
                 self._running += 1
-            result = self._runner.run(task)  # never raises, whatever the task does
+            # Never raises, whatever the task does.
+            result = self._runner.run_if(task, functools.partial(self._may_start, task["task_id"]))
             with self._lock:
                 self._running -= 1
-                self._finished.append(result)
-                self._results_ready.notify()
+                if result is not None:
+                    self._finished.append(result)
+                    self._results_ready.notify()
+                elif task["task_id"] in self._taken:  # leases in doubt: back to the queue
+                    self._taken.discard(task["task_id"])
+                    self._queue.appendleft(task)
+                # else: dropped while it was being loaded
+
+    def _may_start(self, task_id: str) -> bool:
+        """The last check before a taken task's function is called; if it passes, the task
+        counts as started (a drop leaves it alone)."""
+        assert self._context is not None
+        with self._lock:
+            if task_id not in self._taken or not self._context.leases_current():
+                return False
+            self._taken.discard(task_id)
+            return True
 
     def _delivery_loop(self) -> None:
         assert self._context is not None
