@@ -83,7 +83,10 @@ def _finished_tasks(store: Store, owner: Any, count: int, result: str) -> list[s
         _, tids = store.tasks.submit_tasks(owner.id, eid, None, [(fid, "p")] * n)
         store.tasks.store_results(
             eid,
-            [{"task_id": t, "status": "success", "result": result, "completion_t": "1"} for t in tids],
+            [
+                {"task_id": t, "status": "success", "result": result, "completion_t": "1"}
+                for t in tids
+            ],
         )
         task_ids += tids
     return task_ids

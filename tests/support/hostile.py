@@ -13,12 +13,13 @@ address (127.0.0.0/8 is all loopback on Linux) to look like a second machine.
 from __future__ import annotations
 
 import contextlib
+import functools
 import selectors
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,10 @@ def packed_args(*args: Any) -> str:
 
 def register_function(url: str, token: str, fn: Callable[..., Any]) -> str:
     """Register ``fn`` as source text (workers need not import this module); its id."""
+    code = SER.pack_buffers([SOURCE.serialize(fn)])
     reply = requests.post(
         f"{url}/v3/functions",
-        json={"function_name": fn.__name__, "function_code": SER.pack_buffers([SOURCE.serialize(fn)])},
+        json={"function_name": fn.__name__, "function_code": code},
         headers={"Authorization": f"Bearer {token}"},
         timeout=HTTP_TIMEOUT_S,
     )
@@ -149,8 +151,8 @@ class SecondClient:
             for n in range(self.max_rounds):
                 if self._stop.is_set():
                     return
-                self._timed("version", lambda: self._version(session))
-                self._timed("round trip", lambda: self._round_trip(session, n))
+                self._timed("version", functools.partial(self._version, session))
+                self._timed("round trip", functools.partial(self._round_trip, session, n))
                 self._stop.wait(self.interval_s)
         finally:
             session.close()
@@ -368,11 +370,6 @@ class HalfOpenFlood(_Stressor):
                     reopens += 1
             for key in list(selector.get_map().values()):
                 key.fileobj.close()  # type: ignore[union-attr]
-
-
-@contextlib.contextmanager
-def nothing() -> Iterator[None]:
-    yield
 
 
 def fake_endpoint_id() -> str:
