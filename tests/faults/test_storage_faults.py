@@ -82,7 +82,9 @@ def test_full_disk_answers_507_loses_nothing_and_recovers(small_disk: Path) -> N
         assert refused.status_code == 507, refused.text[:300]
         doc = refused.json()
         assert doc["code"] == "INSUFFICIENT_STORAGE" and "disk is full" in doc["message"], doc
-        svc.assert_healthy()  # reads still work on a full disk
+        svc.assert_healthy()  # reads still work on a full disk, results included
+        full = svc.call("POST", "/v2/batch_status", json={"task_ids": accepted})
+        assert full.status_code == 200 and set(full.json()["results"]) == set(accepted)
 
         ballast.unlink()
         again = svc.call("POST", f"/v3/endpoints/{eid}/submit", json={"tasks": {fid: [PAYLOAD]}})

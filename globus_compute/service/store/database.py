@@ -146,7 +146,7 @@ _SQLITE_FULL = 13
 _SQLITE_FILE_FAILED = frozenset({8, 10, 11, 14, 26})  # READONLY IOERR CORRUPT CANTOPEN NOTADB
 
 
-def _translated(exc: sqlite3.Error) -> StorageError | None:
+def storage_error(exc: sqlite3.Error) -> StorageError | None:
     """The storage error an SQLite error means, or None for a plain bug (a bad query)."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is None:  # Python 3.10: only the message tells
@@ -223,7 +223,7 @@ class Database:
         try:
             return fn(*args)
         except sqlite3.Error as exc:
-            translated = _translated(exc)
+            translated = storage_error(exc)
             if translated is None:
                 raise
             if isinstance(translated, StorageLost):

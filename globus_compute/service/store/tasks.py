@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from globus_compute.protocol.agent import ClaimedTask, TaskResult
 from globus_compute.protocol.results import completion_time, endpoint_lost_text
 from globus_compute.protocol.states import TERMINAL_STATES, TaskState, sql_list
 from globus_compute.protocol.task_buffer import function_buffer, task_buffer
-from globus_compute.service.store.database import Database
+from globus_compute.service.store.database import Database, StorageFull, storage_error
 
 log = logging.getLogger(__name__)
 
@@ -203,13 +204,23 @@ class TaskStore:
         rows.close()
         deferred = self._visible(owner_id, [t for t in task_ids if t not in docs]) if full else []
         if delivered and mark_retrieved:
+            self._mark_retrieved(delivered)
+        return DocumentPage(docs, deferred, size)
+
+    def _mark_retrieved(self, task_ids: list[str]) -> None:
+        """Start the retention clock of results handed out; on a full disk, hand them out
+        anyway (they are then kept until the unretrieved TTL instead)."""
+        try:
             with self._database.transaction() as db:
                 db.execute(
                     "UPDATE tasks SET retrieved = ? WHERE retrieved IS NULL "
                     "AND id IN (SELECT value FROM json_each(?))",
-                    (time.time(), json.dumps(delivered)),
+                    (time.time(), json.dumps(task_ids)),
                 )
-        return DocumentPage(docs, deferred, size)
+        except sqlite3.OperationalError as exc:
+            if not isinstance(storage_error(exc), StorageFull):
+                raise
+            log.warning("Disk full: %d result(s) handed out, retention not started", len(task_ids))
 
     def _visible(self, owner_id: int, task_ids: Sequence[str]) -> list[str]:
         """Which of ``task_ids`` are ``owner_id``'s, in their order (reads no results)."""
