@@ -41,11 +41,16 @@ class ServiceContext:
         return await self.store.database.call(lambda: fn(self, *args, **kwargs))
 
 
-async def get_ctx(request: Request) -> ServiceContext:
-    """The context of the app serving ``request`` (a coroutine: FastAPI would run a plain
-    function dependency on a worker thread, one thread hop per request)."""
+def get_ctx(request: Request) -> ServiceContext:
+    """The context of the app serving ``request``."""
     return request.app.state.ctx
 
 
+async def _ctx_dependency(request: Request) -> ServiceContext:
+    # A coroutine: FastAPI runs a plain function dependency on a worker thread, one thread hop
+    # per request for nothing.
+    return get_ctx(request)
+
+
 #: Route parameter type: the service context.
-Ctx = Annotated[ServiceContext, Depends(get_ctx)]
+Ctx = Annotated[ServiceContext, Depends(_ctx_dependency)]

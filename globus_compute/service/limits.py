@@ -2,8 +2,9 @@
 
 A pure ASGI middleware in front of the routes. For each HTTP request, in this order:
 
-1. **Who.** A bearer token (``Authorization: Bearer``, scheme in any case) is looked up on the
-   database thread; the outcome is kept in ``scope["state"]["auth"]`` for the routes.
+1. **Who.** For a request with a body, or when there is a rate limit, the bearer token is
+   looked up (``auth.identify_caller``, on the database thread); the outcome is kept in
+   ``scope["state"]["auth"]`` for the routes.
 2. **Rate.** A token bucket per identity, so no spelling of the header buys a second bucket.
    Requests without a valid token are counted per client address, so failed authentication is
    throttled and a stream of made-up tokens costs no memory. Agent routes of an authenticated
@@ -30,14 +31,12 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, MutableMapping
-from dataclasses import dataclass
 from typing import Any
 
 from globus_compute.protocol.agent import AGENT_PREFIX
-from globus_compute.service.actions.identities import identify
+from globus_compute.service.auth import identify_caller
 from globus_compute.service.context import ServiceContext
 from globus_compute.service.errors import error_response
-from globus_compute.service.records import User
 from globus_compute.service.store import StorageError
 
 log = logging.getLogger(__name__)
@@ -143,31 +142,6 @@ class BodyBudget:
             self._changed.notify_all()
 
 
-@dataclass(frozen=True)
-class Authentication:
-    """What the middleware found out about the caller (``scope["state"]["auth"]``).
-
-    Attributes:
-        user: The identity of a valid bearer token, else None.
-        problem: Why there is no identity, as the 401 answer says it; None when ``user`` is set.
-    """
-
-    user: User | None
-    problem: str | None
-
-
-ANONYMOUS = Authentication(None, "Missing bearer token")
-
-
-def bearer_token(header: bytes | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header (scheme in any case), else None."""
-    if not header:
-        return None
-    scheme, _, token = header.decode("latin-1").strip().partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
 class _TooLarge(Exception):
     pass
 
@@ -211,8 +185,12 @@ class LimitsMiddleware:
         async def refuse(status: int, code: str, message: str, extra: dict[str, str]) -> None:
             await error_response(status, code, message, request_id, extra)(scope, receive, send)
 
+        has_body = scope["method"] in _BODY_METHODS
+        if not has_body and self.bucket is None:
+            await self.app(scope, receive, send)  # the route looks the caller up if it must
+            return
         try:
-            auth = await self._authenticate(headers.get(b"authorization"))
+            auth = await identify_caller(self.ctx, headers.get(b"authorization"))
         except StorageError as exc:
             await refuse(503, "SERVICE_UNAVAILABLE", str(exc), {})
             return
@@ -231,7 +209,7 @@ class LimitsMiddleware:
                     {"Retry-After": retry},
                 )
                 return
-        if scope["method"] not in _BODY_METHODS:
+        if not has_body:
             await self.app(scope, receive, send)
             return
         if auth.user is None:
@@ -259,17 +237,6 @@ class LimitsMiddleware:
         finally:
             if expected:
                 await self.budget.release(client, expected)
-
-    async def _authenticate(self, header: bytes | None) -> Authentication:
-        if header is None:
-            return ANONYMOUS
-        token = bearer_token(header)
-        if token is None:
-            return ANONYMOUS
-        user = await self.ctx.call(identify, token)
-        if user is None:
-            return Authentication(None, "Invalid or unknown bearer token")
-        return Authentication(user, None)
 
     async def _read_and_replay(
         self,

@@ -212,8 +212,10 @@ class TaskStore:
         anyway (they are then kept until the unretrieved TTL instead)."""
         try:
             with self._database.transaction() as db:
+                # "+": look the ids up by id; the purge's index on retrieved would have SQLite
+                # walk every task not yet retrieved instead.
                 db.execute(
-                    "UPDATE tasks SET retrieved = ? WHERE retrieved IS NULL "
+                    "UPDATE tasks SET retrieved = ? WHERE +retrieved IS NULL "
                     "AND id IN (SELECT value FROM json_each(?))",
                     (time.time(), json.dumps(task_ids)),
                 )
