@@ -8,6 +8,7 @@ runs them with :meth:`ServiceContext.call`, on the database thread, off the even
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
@@ -38,7 +39,7 @@ class ServiceContext:
         Raises:
             StorageError: The database is lost or the disk is full (``store/database.py``).
         """
-        return await self.store.database.call(lambda: fn(self, *args, **kwargs))
+        return await self.store.database.call(functools.partial(fn, self, *args, **kwargs))
 
 
 def get_ctx(request: Request) -> ServiceContext:

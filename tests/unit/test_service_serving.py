@@ -235,6 +235,37 @@ def test_document_page_stops_before_the_budget_and_lists_only_visible_ids(
     assert {r[0] for r in retrieved} == set(page.docs) | {tids[0]}
 
 
+def test_a_big_read_goes_slice_by_slice_with_other_work_in_between(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from globus_compute.service.actions import tasks as task_actions
+
+    monkeypatch.setattr(task_actions, "READ_SLICE_BYTES", 250)
+    ctx.config.max_answer_bytes = 10_000
+    alice = _alice(ctx)
+    tids = _finished(ctx, alice, ["r" * 200] * 6)
+    first = ctx.store.tasks.document_page(alice.id, tids, 10_000, slice_bytes=250)
+    assert len(first.docs) == 2 and len(first.unread) == 4 and first.deferred == []
+
+    async def scenario() -> tuple[Any, list[str]]:
+        order: list[str] = []
+        original = task_actions.read_slice
+
+        def slice_noted(*args: Any) -> Any:
+            order.append("slice")
+            return original(*args)
+
+        monkeypatch.setattr(task_actions, "read_slice", slice_noted)
+        read = asyncio.create_task(task_actions.read_documents(ctx, alice, tids))
+        await asyncio.sleep(0)
+        await ctx.call(lambda c: order.append("other request"))
+        return await read, order
+
+    page, order = asyncio.run(scenario())
+    assert sorted(page.docs) == sorted(tids) and page.text_bytes == 1200
+    assert order.index("other request") < len(order) - 1  # served between two slices
+
+
 def test_claim_stops_before_the_budget_but_always_takes_one(ctx: ServiceContext) -> None:
     alice = _alice(ctx)
     eid, fid = str(uuid.uuid4()), str(uuid.uuid4())

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 _TERMINAL_VALUES = frozenset(state.value for state in TERMINAL_STATES)
 
+#: Bytes of results one slice of a batch status read loads before other requests get a turn
+#: on the database thread (a result bigger than this is a slice of its own).
+READ_SLICE_BYTES = 4 * 1024 * 1024
+
 #: A task document, as the reference service shapes it.
 TaskDocument = dict[str, Any]
 
@@ -174,9 +178,30 @@ def requested_ids(body: dict[str, Any]) -> dict[str, list[str]]:
     return sent_as
 
 
-def read_documents(ctx: ServiceContext, user: User, task_ids: list[str]) -> DocumentPage:
-    """As many documents of ``user``'s tasks among ``task_ids`` as fit one answer."""
-    return ctx.store.tasks.document_page(user.id, task_ids, ctx.config.max_answer_bytes)
+def read_slice(ctx: ServiceContext, user: User, task_ids: list[str], used: int) -> DocumentPage:
+    """Documents of ``user``'s tasks among ``task_ids``, about ``READ_SLICE_BYTES`` of them."""
+    return ctx.store.tasks.document_page(
+        user.id, task_ids, ctx.config.max_answer_bytes, used=used, slice_bytes=READ_SLICE_BYTES
+    )
+
+
+async def read_documents(ctx: ServiceContext, user: User, task_ids: list[str]) -> DocumentPage:
+    """As many documents of ``user``'s tasks among ``task_ids`` as fit one answer.
+
+    Read slice by slice on the database thread, so a small request queued behind an answer
+    of many big results waits for one slice, not for the whole answer.
+    """
+    docs: dict[str, TaskDocument] = {}
+    size = 0
+    rest = task_ids
+    for _ in range(len(task_ids) + 1):  # each slice reads at least one row
+        page = await ctx.call(read_slice, user, rest, size)
+        docs.update(page.docs)
+        size += page.text_bytes
+        if not page.unread:
+            return DocumentPage(docs, page.deferred, size)
+        rest = page.unread
+    return DocumentPage(docs, [], size)
 
 
 async def batch_status(
@@ -198,11 +223,11 @@ async def batch_status(
     ids = list(sent_as)
     if wait:
         with ctx.notifier.listen([("task", t) for t in ids]) as listener:
-            page = await ctx.call(read_documents, user, ids)
+            page = await read_documents(ctx, user, ids)
             if page.docs and not _any_terminal(page.docs):
                 page = await _wait_for_terminal(ctx, user, list(page.docs), listener, wait)
     else:
-        page = await ctx.call(read_documents, user, ids)
+        page = await read_documents(ctx, user, ids)
     results: dict[str, TaskDocument] = {}
     for tid, doc in page.docs.items():
         for raw in sent_as[tid]:
@@ -223,7 +248,7 @@ async def _wait_for_terminal(
     deadline = loop.time() + min(wait, MAX_WAIT_S)
     while True:
         woke = await listener.wait(deadline - loop.time())
-        page = await ctx.call(read_documents, user, ids)
+        page = await read_documents(ctx, user, ids)
         if not woke or ctx.notifier.closed or _any_terminal(page.docs):
             return page
 

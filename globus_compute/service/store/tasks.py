@@ -55,12 +55,19 @@ def _json_or_none(value: Any) -> str | None:
 
 
 class DocumentPage(NamedTuple):
-    """Task documents that fit one answer, the visible requested ids left for the next, and
-    the bytes of results and tracebacks in ``docs``."""
+    """Task documents read for one answer.
+
+    Attributes:
+        docs: The documents, by task id.
+        deferred: Visible requested ids left for the next answer: this one is full.
+        text_bytes: The bytes of results and tracebacks in ``docs``.
+        unread: Requested ids not looked at yet: the slice ended (see ``slice_bytes``).
+    """
 
     docs: dict[str, dict[str, Any]]
     deferred: list[str]
     text_bytes: int = 0
+    unread: list[str] = []
 
 
 class PurgeCutoffs(NamedTuple):
@@ -167,12 +174,20 @@ class TaskStore:
         task_ids: Sequence[str],
         max_bytes: int | None = None,
         *,
+        used: int = 0,
+        slice_bytes: int | None = None,
         mark_retrieved: bool = True,
     ) -> DocumentPage:
         """Like :meth:`task_documents`, but at most ``max_bytes`` of results and tracebacks.
 
         Rows are read one at a time, so the results left out are never loaded. Only the
         documents handed out are stamped as retrieved.
+
+        Args:
+            used: Bytes the answer already holds (from earlier slices); while it holds none,
+                one document always fits.
+            slice_bytes: Stop once this many bytes were read, leaving the ids not looked at
+                as ``unread``, so that a caller can let other work run before it goes on.
         """
         rows = self._database.connection.execute(
             "SELECT id, status, result, exception, completion_t, details FROM tasks "
@@ -182,13 +197,13 @@ class TaskStore:
         docs: dict[str, dict[str, Any]] = {}
         delivered: list[str] = []
         size = 0
-        full = False
+        full = sliced = False
         for tid, status, result, exception, completion_t, details in rows:
             doc: dict[str, Any] = {"task_id": tid, "status": status}
             if status in _TERMINAL_VALUES:
                 text = result if status == _SUCCESS else exception
                 n = len(text or "") + len(details or "")
-                if max_bytes is not None and size and size + n > max_bytes:
+                if max_bytes is not None and used + size and used + size + n > max_bytes:
                     full = True
                     break
                 size += n
@@ -201,11 +216,16 @@ class TaskStore:
                 if details:
                     doc["details"] = orjson.loads(details)
             docs[tid] = doc
+            if slice_bytes is not None and size >= slice_bytes:
+                sliced = True  # before the next row is loaded
+                break
         rows.close()
-        deferred = self._visible(owner_id, [t for t in task_ids if t not in docs]) if full else []
+        rest = [t for t in task_ids if t not in docs] if full or sliced else []
         if delivered and mark_retrieved:
             self._mark_retrieved(delivered)
-        return DocumentPage(docs, deferred, size)
+        if sliced:
+            return DocumentPage(docs, [], size, rest)
+        return DocumentPage(docs, self._visible(owner_id, rest) if full else [], size)
 
     def _mark_retrieved(self, task_ids: list[str]) -> None:
         """Start the retention clock of results handed out; on a full disk, hand them out
