@@ -17,9 +17,9 @@ from globus_compute.service.store.tasks import PURGE_SLICE_ROWS, PurgeCutoffs
 
 log = logging.getLogger(__name__)
 
-#: Upper bound on the slices of one purge (of tasks, groups, or freed pages): with 2000 rows a
+#: Upper bound on the slices of one purge (of tasks, groups, or freed pages): with 500 rows a
 #: slice, ten million rows; whatever is left waits for the next purge.
-MAX_PURGE_SLICES = 5000
+MAX_PURGE_SLICES = 20_000
 
 
 def release_expired_leases(ctx: ServiceContext) -> LeaseRelease:

@@ -120,7 +120,7 @@ T = TypeVar("T")
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 #: Pages given back to the file system per step of :meth:`Database.reclaim_space_step`.
-VACUUM_STEP_PAGES = 2048
+VACUUM_STEP_PAGES = 512
 
 
 class StorageError(Exception):

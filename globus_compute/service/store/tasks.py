@@ -42,7 +42,7 @@ _UNFINISHED_SQL = sql_list(tuple(s for s in TaskState if s not in TERMINAL_STATE
 
 
 #: Rows one purge slice deletes: a few milliseconds of work between other requests.
-PURGE_SLICE_ROWS = 2000
+PURGE_SLICE_ROWS = 500
 
 
 def _json_or_none(value: Any) -> str | None:
