@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from typing import Any
 
 from globus_compute.protocol.agent import AGENT_PREFIX
-from globus_compute.service.auth import identify_caller
+from globus_compute.service.auth import Authentication, identify_caller
 from globus_compute.service.context import ServiceContext
 from globus_compute.service.errors import error_response
 from globus_compute.service.store import StorageError
@@ -196,19 +196,11 @@ class LimitsMiddleware:
             return
         state["auth"] = auth
         is_agent = scope["path"].startswith(AGENT_PREFIX)
-        if self.bucket is not None and not (is_agent and auth.user is not None):
-            client = scope.get("client") or ("?", 0)
-            key = ("user", auth.user.id) if auth.user is not None else ("addr", client[0])
-            delay = self.bucket.take(key)
-            if delay > 0:
-                retry = str(max(1, math.ceil(delay)))
-                await refuse(
-                    429,
-                    "TOO_MANY_REQUESTS",
-                    f"Rate limit exceeded; retry after {retry} s",
-                    {"Retry-After": retry},
-                )
-                return
+        retry = self._rate_limited(scope, auth, is_agent)
+        if retry is not None:
+            message = f"Rate limit exceeded; retry after {retry} s"
+            await refuse(429, "TOO_MANY_REQUESTS", message, {"Retry-After": retry})
+            return
         if not has_body:
             await self.app(scope, receive, send)
             return
@@ -222,8 +214,8 @@ class LimitsMiddleware:
             await refuse(413, "TASK_PAYLOAD_TOO_LARGE", _too_large(max_body), {})
             return
         expected = max_body if declared is None else declared
-        client = ("user", auth.user.id)
-        if expected and not await self.budget.reserve(client, expected, BUDGET_WAIT_S):
+        share = ("user", auth.user.id)
+        if expected and not await self.budget.reserve(share, expected, BUDGET_WAIT_S):
             log.info("%s: request bodies in flight at the limit; refused one", auth.user.name)
             await refuse(
                 503,
@@ -236,7 +228,19 @@ class LimitsMiddleware:
             await self._read_and_replay(scope, receive, send, refuse, max_body)
         finally:
             if expected:
-                await self.budget.release(client, expected)
+                await self.budget.release(share, expected)
+
+    def _rate_limited(self, scope: Scope, auth: Authentication, is_agent: bool) -> str | None:
+        """Seconds to wait (``Retry-After``) if this request is over the rate limit, else None.
+
+        Counted per identity; requests without a valid token per client address.
+        """
+        if self.bucket is None or (is_agent and auth.user is not None):
+            return None
+        client = scope.get("client") or ("?", 0)
+        key = ("user", auth.user.id) if auth.user is not None else ("addr", client[0])
+        delay = self.bucket.take(key)
+        return str(max(1, math.ceil(delay))) if delay > 0 else None
 
     async def _read_and_replay(
         self,
