@@ -41,6 +41,15 @@ class ServiceContext:
         """
         return await self.store.database.call(functools.partial(fn, self, *args, **kwargs))
 
+    async def call_bulk(
+        self, fn: Callable[Concatenate[ServiceContext, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like :meth:`call`, for work that may wait: it runs once no request's call is queued
+        (purge slices, the later slices of a big read)."""
+        return await self.store.database.call(
+            functools.partial(fn, self, *args, **kwargs), bulk=True
+        )
+
 
 def get_ctx(request: Request) -> ServiceContext:
     """The context of the app serving ``request``."""

@@ -214,6 +214,34 @@ def test_a_parked_listener_is_woken_from_the_database_thread(ctx: ServiceContext
     assert asyncio.run(scenario()) < 1.0
 
 
+def test_database_thread_runs_a_request_before_queued_bulk_work() -> None:
+    from globus_compute.service.store.thread import DatabaseThread
+
+    thread = DatabaseThread("test-database")
+    ran: list[str] = []
+    gate = threading.Event()
+
+    async def scenario() -> None:
+        first = asyncio.create_task(
+            thread.call(lambda: gate.wait(5) and ran.append("bulk 0"), bulk=True)
+        )
+        await asyncio.sleep(0.05)  # bulk 0 runs, holding the thread until the gate opens
+        rest = [
+            asyncio.create_task(thread.call(lambda i=i: ran.append(f"bulk {i}"), bulk=True))
+            for i in (1, 2)
+        ]
+        request = asyncio.create_task(thread.call(lambda: ran.append("request")))
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(first, *rest, request)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        thread.close()
+    assert ran == ["bulk 0", "request", "bulk 1", "bulk 2"]
+
+
 # -- bounded answers, claims and purges -----------------------------------------------------------
 
 
@@ -284,17 +312,15 @@ def test_purge_runs_in_slices_with_other_work_in_between(ctx: ServiceContext) ->
     cutoffs = PurgeCutoffs.at(1e12, 0, 1e9)
     assert ctx.store.tasks.purge_slice(cutoffs, limit=10) == 10
 
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> tuple[bool, int]:
         purge = asyncio.create_task(sweep.purge_expired_tasks(ctx))
-        await asyncio.sleep(0)  # the first slice is under way
-        # A request arriving now is served before the purge is over.
-        left = await ctx.call(
-            lambda c: c.store.database.connection.execute("SELECT count(*) FROM tasks").fetchone()
-        )
-        return left[0], await purge
+        await asyncio.sleep(0)  # the purge is under way
+        # A request arriving now is served before the purge is over (its slices are bulk work).
+        await ctx.call(lambda c: c.store.tasks.task_documents(alice.id, tids[-5:]))
+        return purge.done(), await purge
 
-    left_midway, purged = asyncio.run(scenario())
-    assert purged == 8990 and 0 < left_midway < 8990
+    done_when_answered, purged = asyncio.run(scenario())
+    assert purged == 8990 and not done_when_answered
 
 
 # -- storage errors -----------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 The app runs these every ``sweep_interval_s`` (leases) and ``purge_interval_s`` (purge); see
 ``app.py``. A purge of hundreds of thousands of rows would hold the database for seconds, so
-it runs in slices of a few thousand rows, each its own transaction on the database thread;
-requests that arrive meanwhile are served between two slices.
+it runs in slices of a few hundred rows, each its own transaction, as bulk work on the database
+thread: every request that arrives meanwhile is served before the next slice.
 """
 
 from __future__ import annotations
@@ -40,20 +40,20 @@ async def purge_expired_tasks(ctx: ServiceContext) -> int:
     )
     purged = 0
     for _ in range(MAX_PURGE_SLICES):
-        n = await ctx.call(lambda c: c.store.tasks.purge_slice(cutoffs, PURGE_SLICE_ROWS))
+        n = await ctx.call_bulk(lambda c: c.store.tasks.purge_slice(cutoffs, PURGE_SLICE_ROWS))
         purged += n
         if n < PURGE_SLICE_ROWS:
             break
     for _ in range(MAX_PURGE_SLICES):
-        groups = await ctx.call(
+        groups = await ctx.call_bulk(
             lambda c: c.store.tasks.purge_empty_groups(cutoffs.created, PURGE_SLICE_ROWS)
         )
         if groups < PURGE_SLICE_ROWS:
             break
     if purged:
         for _ in range(MAX_PURGE_SLICES):
-            if not await ctx.call(lambda c: c.store.database.reclaim_space_step()):
+            if not await ctx.call_bulk(lambda c: c.store.database.reclaim_space_step()):
                 break
-        await ctx.call(lambda c: c.store.database.checkpoint())
+        await ctx.call_bulk(lambda c: c.store.database.checkpoint())
         log.info("Purged %d expired task(s)", purged)
     return purged

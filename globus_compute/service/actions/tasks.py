@@ -188,14 +188,16 @@ def read_slice(ctx: ServiceContext, user: User, task_ids: list[str], used: int) 
 async def read_documents(ctx: ServiceContext, user: User, task_ids: list[str]) -> DocumentPage:
     """As many documents of ``user``'s tasks among ``task_ids`` as fit one answer.
 
-    Read slice by slice on the database thread, so a small request queued behind an answer
-    of many big results waits for one slice, not for the whole answer.
+    Read slice by slice on the database thread, the slices after the first as bulk work, so a
+    small request arriving during an answer of many big results waits for one slice at most.
     """
     docs: dict[str, TaskDocument] = {}
     size = 0
     rest = task_ids
-    for _ in range(len(task_ids) + 1):  # each slice reads at least one row
-        page = await ctx.call(read_slice, user, rest, size)
+    for n in range(len(task_ids) + 1):  # each slice reads at least one row
+        # The first slice is the whole answer of a small request; later ones are bulk work.
+        call = ctx.call_bulk if n else ctx.call
+        page = await call(read_slice, user, rest, size)
         docs.update(page.docs)
         size += page.text_bytes
         if not page.unread:

@@ -3,7 +3,8 @@
 ::
 
     Store(state_dir)             the facade the app, the CLI and tests construct
-      .database    Database      connection, schema, transaction()
+      .database    Database      connection, schema, transaction(), call() on its thread
+                                 (thread.py: requests first, bulk work after)
       .identities  IdentityStore users and token hashes (tokens in state_dir/tokens/)
       .groups      GroupStore    groups and their members
       .functions   FunctionStore registered functions, stored verbatim

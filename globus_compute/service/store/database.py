@@ -3,10 +3,11 @@
 One database file per state dir, in WAL mode with ``synchronous=NORMAL``: a committed transaction
 survives a crash of the service process (even ``kill -9``), and commits do not wait on fsync.
 
-One connection serves every request in turn, on one dedicated thread (``service-database``): the
-event loop hands it whole service functions with :meth:`Database.call` and keeps serving while
-SQLite works (the sqlite3 module releases the GIL inside SQLite). One thread keeps SQLite's
-connection affinity and makes the requests' transactions strictly one after another.
+One connection serves every request in turn, on one dedicated thread (``thread.py``): the event
+loop hands it whole service functions with :meth:`Database.call` and keeps serving while SQLite
+works (the sqlite3 module releases the GIL inside SQLite). One thread keeps SQLite's connection
+affinity and makes the requests' transactions strictly one after another; bulk work (purge
+slices) waits for the requests queued meanwhile.
 
 Every request is one transaction. A store method that writes opens one; a service function that
 must change several concepts at once (re-registering an endpoint releases the tasks it held)
@@ -21,16 +22,16 @@ the tasks and identities clients know about, so it is never silently recreated.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+
+from globus_compute.service.store.thread import DatabaseThread
 
 log = logging.getLogger(__name__)
 
@@ -202,22 +203,25 @@ class Database:
         self._identity = _file_identity(path)
         #: Why the database is no longer durable, once it is not (see :meth:`check_file`).
         self.lost: str | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="service-database")
+        self._thread = DatabaseThread()
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        self._thread.close()
         self.connection.close()
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any, bulk: bool = False) -> T:
         """Run ``fn(*args)`` on the database thread and return what it returns.
+
+        Args:
+            bulk: Work that may wait (a purge slice): it runs only when no request's call is
+                queued (``thread.py``).
 
         Raises:
             StorageError: The database is lost, or SQLite reported a full disk or a failed file.
         """
         if self.lost is not None:
             raise StorageLost(self.lost)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, functools.partial(self._run, fn, *args))
+        return await self._thread.call(functools.partial(self._run, fn, *args), bulk=bulk)
 
     def _run(self, fn: Callable[..., T], *args: Any) -> T:
         try:
