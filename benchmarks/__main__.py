@@ -16,7 +16,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-scale", action="store_true", help="skip the 100,000-task run")
     parser.add_argument("--skip-parsl", action="store_true", help="skip the parsl engine row")
     parser.add_argument("--engine", default="process", help="endpoint engine for the run")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="only the peer table (bench_peers; writes benchmarks/results-peers.json)",
+    )
     ns = parser.parse_args(argv)
+    if ns.peers:
+        from benchmarks import bench_peers
+
+        return bench_peers.main([])
 
     from globus_compute.local import LocalCompute
 

@@ -15,7 +15,7 @@ from benchmarks.tasks import noop
 SMALL, LARGE = 10_000, 100_000
 
 
-def _map_time(local: object, n: int) -> float:
+def map_time(local: object, n: int) -> float:
     with local.executor() as ex:  # type: ignore[attr-defined]
         ex.submit(noop).result()  # registration outside the timing
         return timed(lambda: sum(1 for _ in ex.map(noop, range(n))))
@@ -41,8 +41,8 @@ def _database_bytes(state_dir: Path) -> int:
 
 
 def run(report: Report, local: object) -> None:
-    t_small = _map_time(local, SMALL)
-    t_large = _map_time(local, LARGE)
+    t_small = map_time(local, SMALL)
+    t_large = map_time(local, LARGE)
     growth = Figure(
         name=f"time({LARGE:,}) / time({SMALL:,}) via map",
         unit="x",

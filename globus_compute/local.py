@@ -10,7 +10,9 @@ agent with worker processes, each in its own process, exactly as they would run 
 
 It is the only module that knows both sides: it starts them as subprocesses through their
 command-line entry points (``python -m globus_compute.service`` and
-``python -m globus_compute.endpoint``) and talks to them over HTTP only.
+``python -m globus_compute.endpoint``) and talks to them over HTTP only. Each child is tied to
+this process by a :mod:`~globus_compute.lifeline` and runs in its own process group, so none
+outlives its owner.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from globus_compute import state_dir as layout
+from globus_compute.errors import LocalComputeError
+from globus_compute.lifeline import Lifeline
 
 if TYPE_CHECKING:
     from globus_compute.client import Client
@@ -38,12 +43,16 @@ log = logging.getLogger(__name__)
 
 #: How long a child may take to say it is ready (a cold start imports FastAPI, dill, ...).
 STARTUP_TIMEOUT_S = 60.0
-#: How long a child may take to exit after SIGTERM before it is killed.
+#: How long a child may take to exit after SIGTERM before its process group is killed.
 STOP_TIMEOUT_S = 15.0
-
-
-class LocalComputeError(RuntimeError):
-    """The embedded service or endpoint could not be started."""
+#: How long ``LocalCompute.stop()`` lets the endpoint's running tasks finish.
+DRAIN_TIMEOUT_S = 3.0
+#: What a stopping agent needs besides the drain: the engine's stop, the last report, goodbye.
+AGENT_STOP_SLACK_S = 8.0
+#: How long a child whose lifeline closed may take to be reaped (it is exiting).
+EXIT_CODE_WAIT_S = 5.0
+#: How often a stopping child is checked for having exited.
+EXIT_POLL_S = 0.02
 
 
 def _parent_import_path() -> str:
@@ -61,10 +70,14 @@ def _parent_import_path() -> str:
 
 
 class ChildProcess:
-    """One child of the embedded stack, whose first stdout line is its handshake.
+    """One child of the embedded stack, tied to this process by a :mod:`~globus_compute.lifeline`.
 
-    The rest of its stdout and all of its stderr go to a log file in the state dir, so a
-    chatty child can never block on a full pipe.
+    The child's stdout and stderr go to a log file in the state dir (so a chatty child never
+    blocks, and nothing here reads a pipe that the child's own children might keep open). Its
+    first line of handshake arrives over the lifeline, whose end of file also tells at once
+    that the child exited before it was ready. The child runs in a session (and process group)
+    of its own, and is stopped with its whole group: nothing it started outlives :meth:`stop`.
+    If this process dies instead, the child reads end of file on the lifeline and stops.
     """
 
     def __init__(self, name: str, argv: list[str], log_path: Path, umask: int = -1) -> None:
@@ -72,61 +85,63 @@ class ChildProcess:
         self.argv = argv
         self.log_path = log_path
         self.umask = umask  # -1: inherit ours (tests run the service under other umasks)
-        self._log_file: IO[str] | None = None
-        self.process: subprocess.Popen[str] | None = None
-        self._drainer: threading.Thread | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._lifeline: Lifeline | None = None
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> str:
-        """Start the child and return its first line of stdout."""
-        self._log_file = open(self.log_path, "a")
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=_parent_import_path())
-        self.process = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._log_file,
-            text=True,
-            env=env,
-            start_new_session=True,  # a Ctrl-C in the user's terminal reaches us, not them
-            umask=self.umask,
-        )
-        line = self._read_first_line(timeout)
-        # Keep draining stdout into the log so the child never blocks writing to it; the
-        # thread ends when the child exits (end of file) and stop() joins it.
-        self._drainer = threading.Thread(target=self._drain_stdout, name=f"{self.name}-stdout")
-        self._drainer.start()
-        return line
+        """Start the child and return its handshake line.
 
-    def _read_first_line(self, timeout: float) -> str:
-        assert self.process is not None and self.process.stdout is not None
-        result: list[str] = []
-        reader = threading.Thread(
-            target=lambda: result.append(self.process.stdout.readline()),  # type: ignore[union-attr]
-            name=f"{self.name}-handshake",
+        Raises:
+            LocalComputeError: The child exited first ("exited with code N", with its log), or
+                said nothing within ``timeout`` seconds.
+        """
+        self._lifeline = lifeline = Lifeline()
+        env = dict(
+            os.environ,
+            PYTHONUNBUFFERED="1",
+            PYTHONPATH=_parent_import_path(),
+            **lifeline.child_env(),
         )
-        reader.start()
-        reader.join(timeout)
-        line = result[0].strip() if result else ""
-        if not line:
-            self.stop()  # the child's end of file also ends the reader
-            reader.join(STOP_TIMEOUT_S)
-            raise LocalComputeError(
-                f"the {self.name} did not start within {timeout:.0f} s "
-                f"(exit code {self.process.returncode}); its log follows:\n{self.log_tail()}"
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                pass_fds=(lifeline.child_fd,),
+                start_new_session=True,  # a Ctrl-C in the user's terminal reaches us, not them
+                umask=self.umask,
             )
-        return line
+        lifeline.close_child_end()
+        try:
+            line = lifeline.read_line(timeout)
+        except (TimeoutError, ValueError) as exc:
+            self.stop()
+            raise LocalComputeError(
+                f"the {self.name} did not start within {timeout:.0f} s ({exc}); it was stopped. "
+                f"Its log follows:\n{self.log_tail()}"
+            ) from None
+        if line is None:
+            code = self._exit_code_soon()
+            self.stop()
+            raise LocalComputeError(
+                f"the {self.name} exited with code {code} before it was ready; its log "
+                f"({self.log_path}) ends with:\n{self.log_tail()}"
+            )
+        return line.strip()
 
-    def _drain_stdout(self) -> None:
-        process = self.process
-        if process is None or process.stdout is None:
-            return
-        for line in process.stdout:
-            if self._log_file is not None:
-                self._log_file.write(line)
+    def _exit_code_soon(self) -> int | None:
+        """The exit code of a child that just closed its lifeline (None if it is still up)."""
+        assert self.process is not None
+        try:
+            return self.process.wait(EXIT_CODE_WAIT_S)
+        except subprocess.TimeoutExpired:
+            return None
 
     def log_tail(self, lines: int = 40) -> str:
         try:
-            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
 
@@ -142,30 +157,58 @@ class ChildProcess:
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL the child (for fault tests: no chance to clean up)."""
-        if self.is_running():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-        self.stop()  # reap the drainer and close the log
+        """SIGKILL the child and its process group (for fault tests: no chance to clean up)."""
+        if self.process is not None and self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGKILL)
+        self.stop()
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Ask the child to exit (SIGTERM); kill it if it does not in ``timeout`` seconds."""
+        """Ask the child to exit (SIGTERM) and wait ``timeout`` seconds; then kill its group.
+
+        Whatever is left in the child's process group once the child has exited (a worker that
+        ignored its own stop) is killed too, before the child is reaped: the group id cannot
+        be reused while the child is a zombie. Returns once the child is reaped.
+        """
         process = self.process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not exit after SIGTERM; killing it", self.name)
-                process.kill()
-                process.wait()
-        if self._drainer is not None:
-            self._drainer.join(STOP_TIMEOUT_S)
-            self._drainer = None
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        if process is not None and process.returncode is None:
+            if not _exited(process.pid, 0.0):
+                process.terminate()
+                if not _exited(process.pid, timeout):
+                    log.warning(
+                        "%s did not exit %.0f s after SIGTERM; killing it and its processes",
+                        self.name,
+                        timeout,
+                    )
+            _signal_group(process.pid, signal.SIGKILL)  # also whatever it left behind
+            process.wait()
+        if self._lifeline is not None:
+            self._lifeline.close()
+            self._lifeline = None
+
+
+def _exited(pid: int, timeout: float) -> bool:
+    """Whether child ``pid`` has exited within ``timeout`` s, without reaping it."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True  # already reaped
+        if info is not None and info.si_pid == pid:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        pause.wait(min(EXIT_POLL_S, remaining))
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to every process of group ``pgid`` (a child started in its own session)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def launch_service(
@@ -223,6 +266,14 @@ class LocalCompute:
             "60"]``).
         endpoint_config: An endpoint config file (YAML, see ``examples/endpoint_config_*.yaml``)
             for the ``parsl`` engine.
+        drain_timeout_s: How long :meth:`stop` lets tasks still running finish before they
+            are given back to the service (re-queued or failed per
+            ``max_retries_on_system_failure``).
+
+    Lifetime: every process this starts (the service, the agent, its forkserver and workers)
+    ends with it. :meth:`stop` returns within about ``drain_timeout_s + 10`` seconds with all
+    of them gone, also with a task still running; and if this process is killed (SIGTERM,
+    SIGKILL) its children notice within a second and stop.
     """
 
     def __init__(
@@ -237,6 +288,7 @@ class LocalCompute:
         port: int = 0,
         service_args: Sequence[str] = (),
         endpoint_config: str | os.PathLike[str] | None = None,
+        drain_timeout_s: float = DRAIN_TIMEOUT_S,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -250,6 +302,7 @@ class LocalCompute:
         self._port = port
         self.service_args = list(service_args)
         self.endpoint_config = endpoint_config
+        self.drain_timeout_s = drain_timeout_s
         self.state_dir: Path | None = None
         self.base_url: str | None = None
         self.token: str | None = None
@@ -301,6 +354,7 @@ class LocalCompute:
             "--workers", str(self.workers),
             "--engine", self.engine,
             "--max-retries-on-system-failure", str(self.max_retries_on_system_failure),
+            "--drain-timeout-s", str(self.drain_timeout_s),
         ]  # fmt: skip
         if self.endpoint_config is not None:
             argv += ["--config", os.fspath(self.endpoint_config)]
@@ -308,10 +362,16 @@ class LocalCompute:
         self.endpoint_id = self.endpoint.start()
 
     def stop(self) -> None:
-        """Stop the endpoint, then the service; remove a temporary state dir."""
-        for child in (self.endpoint, self.service):
-            if child is not None:
-                child.stop()
+        """Stop the endpoint, then the service; remove a temporary state dir.
+
+        The agent lets running tasks finish for up to ``drain_timeout_s``, reports every
+        result, hands back what is unfinished and says goodbye (the endpoint reads offline at
+        once); whatever of its process group is left after that is killed.
+        """
+        if self.endpoint is not None:
+            self.endpoint.stop(self.drain_timeout_s + AGENT_STOP_SLACK_S)
+        if self.service is not None:
+            self.service.stop()
         self.endpoint = self.service = None
         if self._owns_state_dir and self.state_dir is not None:
             shutil.rmtree(self.state_dir, ignore_errors=True)

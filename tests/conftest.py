@@ -1,4 +1,5 @@
-"""Fixtures shared by every suite: the real service and the embedded stack, started on demand.
+"""Fixtures shared by every suite: the real service and the embedded stack, started on demand,
+and the functional tests' Client over a fake transport.
 
 Helpers live in ``tests.support``; fixtures here are thin wrappers that stop what they started.
 """
@@ -10,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 
+from globus_compute.client import Client
+from tests.support.clients import make_client
 from tests.support.service import RunningService, start_service
 
 
@@ -51,3 +55,16 @@ def local_stack(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield start
     for local in reversed(started):
         local.stop()
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    """A fake transport; every request registered on it must be made by the test."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def client(rsps: responses.RequestsMock) -> Client:
+    """Our Client of ``tests.support.clients.BASE``, sending through ``rsps``."""
+    return make_client()

@@ -32,6 +32,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from globus_compute.errors import EndpointConfigError
+
 if TYPE_CHECKING:
     from parsl.executors import HighThroughputExecutor
 
@@ -66,14 +68,6 @@ DEFAULT_HEARTBEAT_THRESHOLD = 20
 DEFAULT_STRATEGY = "simple"
 DEFAULT_STRATEGY_PERIOD = 5.0
 DEFAULT_MAX_IDLETIME = 120.0
-
-
-class EndpointConfigError(ValueError):
-    """The endpoint config file is malformed or names something Parsl does not have."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass
@@ -199,7 +193,7 @@ def build_parsl_executor(config: EndpointConfig, workers: int | None) -> HighThr
 
     provider_spec = config.engine.get("provider")
     if provider_spec is None:
-        provider = LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1)
+        provider = LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1)  # type: ignore[no-untyped-call]
         options.setdefault("address", "127.0.0.1")
     else:
         provider = build_provider(provider_spec, config.source)
@@ -217,7 +211,10 @@ def build_parsl_executor(config: EndpointConfig, workers: int | None) -> HighThr
     options.setdefault("heartbeat_threshold", DEFAULT_HEARTBEAT_THRESHOLD)
     options.setdefault("label", "globus-compute-htex")
     options["provider"] = provider
-    return _construct(cls, options, f"{config.source}: engine {config.engine_type}")
+    executor: HighThroughputExecutor = _construct(
+        cls, options, f"{config.source}: engine {config.engine_type}"
+    )
+    return executor
 
 
 def scaling_options(config: EndpointConfig) -> dict[str, Any]:
@@ -257,7 +254,8 @@ def _parsl_class(module: Any, name: str, what: str) -> type:
     available = sorted(set(getattr(module, "__all__", ())))
     if name not in available:
         raise EndpointConfigError(f"{what} type {name!r} is unknown; choose one of {available}")
-    return getattr(module, name)
+    cls: type = getattr(module, name)
+    return cls
 
 
 def _parameters(cls: type) -> set[str]:

@@ -1,13 +1,16 @@
 """What a worker does with one claimed task: unpack, run, serialize, report.
 
 Everything here runs inside a worker (a process of the process engine, or a thread of the
-thread engine) and never raises: every outcome, including a malformed task buffer, becomes an
+thread engine) and never raises: every outcome, including a malformed task buffer and a task
+that raises ``SystemExit`` or ``KeyboardInterrupt``, becomes an
 :class:`~globus_compute.protocol.agent.TaskResult` for that task alone, so one bad task cannot
 take a worker down with it.
 
 The result formats are the reference endpoint's (wire-spec sections 4.2 and 11): a successful
 result is one serialized value, a failure is traceback text, an oversized result fails with the
-``repr`` of :class:`~globus_compute.errors.MaxResultSizeExceeded`.
+``repr`` of :class:`~globus_compute.errors.MaxResultSizeExceeded`. The documents themselves are
+built by :mod:`globus_compute.protocol.results`, the task buffer is split by
+:func:`~globus_compute.protocol.task_buffer.unpack_task_buffer`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from typing import Any
 
 import dill
 
-from globus_compute.protocol.agent import ClaimedTask, TaskResult
 from globus_compute.errors import MaxResultSizeExceeded
+from globus_compute.protocol.agent import ClaimedTask, TaskResult
+from globus_compute.protocol.results import completion_time, failed_result, success_result
+from globus_compute.protocol.task_buffer import unpack_task_buffer
 from globus_compute.serialize import ComputeSerializer
 from globus_compute.version import REFERENCE_SDK_VERSION
 
@@ -85,7 +90,9 @@ class TaskRunner:
 
         try:
             result = fn(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:
+            # SystemExit and KeyboardInterrupt too: they are the task's outcome, not a reason
+            # to stop the worker (a thread of the agent, on the thread engine).
             return self._failed(task_id, format_user_exception(exc), start)
 
         try:
@@ -101,21 +108,12 @@ class TaskRunner:
             return self._failed(task_id, repr(too_big), start)
 
         end = time.time()
-        return {
-            "task_id": task_id,
-            "status": "success",
-            "result": serialized,
-            "completion_t": str(end),
-            "details": self._details(start, end),
-        }
+        return success_result(
+            task_id, serialized, self._details(start, end), completion_t=completion_time(end)
+        )
 
-    def _load(self, task_buffer: str) -> tuple[Callable[..., Any], tuple, dict]:
-        buffers = self.serializer.unpack_buffers(task_buffer)
-        if len(buffers) != 3:
-            raise ValueError(
-                f"expected 3 packed buffers (function, args, kwargs), found {len(buffers)}"
-            )
-        fn_buffer, args_buffer, kwargs_buffer = buffers
+    def _load(self, task_buffer: str) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        fn_buffer, args_buffer, kwargs_buffer = unpack_task_buffer(task_buffer)
         fn = self._functions.get(fn_buffer)
         if fn is None:
             fn = self.serializer.deserialize(fn_buffer)
@@ -135,15 +133,10 @@ class TaskRunner:
 
     def _failed(self, task_id: str, text: str, start: float) -> TaskResult:
         end = time.time()
-        return {
-            "task_id": task_id,
-            "status": "failed",
-            "exception": text,
-            "completion_t": str(end),
-            "details": self._details(start, end),
-        }
+        details = self._details(start, end)
+        return failed_result(task_id, text, details, completion_t=completion_time(end))
 
-    def _details(self, start: float, end: float) -> dict:
+    def _details(self, start: float, end: float) -> dict[str, Any]:
         details = dict(self._static_details)
         details["task_transitions"] = {"execution-start": start, "execution-end": end}
         return details

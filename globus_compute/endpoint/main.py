@@ -2,7 +2,9 @@
 
 The first line on stdout is the endpoint id (flushed), so a parent process can read it as a
 handshake; logs go to stderr. SIGTERM or SIGINT stops the agent gracefully (claimed tasks
-finish and are reported); a second one stops it at once.
+finish and are reported); a second one stops it at once. Started with a
+:mod:`~globus_compute.lifeline` (by ``LocalCompute``), it also sends the endpoint id over it,
+and stops at once when its parent is gone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from types import FrameType
 from globus_compute.endpoint.agent import Agent
 from globus_compute.endpoint.config import load_endpoint_config
 from globus_compute.endpoint.engines import ENGINES, create_engine
+from globus_compute.lifeline import ChildLifeline
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,9 @@ def run_endpoint(
     config: str | None = None,
     max_retries_on_system_failure: int = 0,
     heartbeat_s: float = 5.0,
+    drain_timeout_s: float = 30.0,
     on_ready: Callable[[str], None] | None = None,
+    lifeline: ChildLifeline | None = None,
 ) -> None:
     """Register an endpoint and serve tasks until it is stopped.
 
@@ -49,10 +54,14 @@ def run_endpoint(
         config: An endpoint config file (YAML) for the ``parsl`` engine.
         max_retries_on_system_failure: Extra runs of a task lost with a worker or the agent.
         heartbeat_s: Seconds between heartbeats.
+        drain_timeout_s: How long a graceful stop lets claimed tasks finish.
         on_ready: Called with the endpoint id once registered and running.
+        lifeline: The tie to the parent process: its end stops the agent at once (the
+            owner is gone; nobody waits for the tasks).
 
     Raises:
-        ServiceError: If the service refuses the registration.
+        ServiceRefused: If the service refuses the registration.
+        EndpointConfigError: If the config file is malformed.
     """
     display_name = load_endpoint_config(config).display_name if config is not None else None
     agent = Agent(
@@ -62,9 +71,12 @@ def run_endpoint(
         create_engine(engine, workers, config),
         heartbeat_s=heartbeat_s,
         max_retries_on_system_failure=max_retries_on_system_failure,
+        drain_timeout_s=drain_timeout_s,
         display_name=display_name,
     )
     restore = _install_signal_handlers(agent)
+    if lifeline is not None:
+        lifeline.watch(lambda: agent.stop(force=True))
     try:
         endpoint_id = agent.start()
         if on_ready is not None:
@@ -108,6 +120,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", default=None, help="endpoint config file (parsl engine)")
     parser.add_argument("--max-retries-on-system-failure", type=int, default=0, metavar="K")
     parser.add_argument("--heartbeat-s", type=float, default=5.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--drain-timeout-s",
+        type=float,
+        default=30.0,
+        help="how long a graceful stop lets claimed tasks finish (default 30)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="stderr log level")
     return parser.parse_args(argv)
 
@@ -123,8 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
     )
 
+    lifeline = ChildLifeline.from_environment()
+
     def announce(endpoint_id: str) -> None:
         print(endpoint_id, flush=True)
+        if lifeline is not None:
+            lifeline.announce(endpoint_id)
 
     try:
         run_endpoint(
@@ -136,9 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             config=args.config,
             max_retries_on_system_failure=args.max_retries_on_system_failure,
             heartbeat_s=args.heartbeat_s,
+            drain_timeout_s=args.drain_timeout_s,
             on_ready=announce,
+            lifeline=lifeline,
         )
     except Exception as exc:
         log.error("endpoint failed: %s", exc)
         return 1
+    finally:
+        if lifeline is not None:
+            lifeline.close()
     return 0

@@ -1,24 +1,35 @@
-"""HTTP calls from the agent to the service, with retries that survive a service restart.
+"""What the agent needs of the service (:class:`AgentTransport`), and its HTTP implementation.
 
-Each agent thread owns one :class:`ServiceAPI` (a ``requests.Session`` is not meant to be shared
-between threads, and one keep-alive connection per thread avoids a TCP handshake per call).
+The agent speaks to the service through four calls (register, heartbeat, claim, post results;
+see :mod:`globus_compute.protocol.agent`) and never sees HTTP. It builds one transport per
+thread through a :data:`TransportFactory`, handing each the event that ends its retries, so a
+test can give it an in-memory service instead (``tests/support/fake_transport.py``).
 
-Retry policy: connection errors, timeouts, HTTP 429 and 5xx are transient (the service is
-restarting or busy) and are retried with capped exponential backoff until they succeed or the
-caller's ``abort`` event is set. Anything else is the caller's problem and raises
-:class:`ServiceError` at once. Because the agent routes are idempotent (a result for a task
-already terminal is ignored), re-sending after a lost response is always safe.
+Every transport keeps two promises the agent relies on:
+
+- a refusal that retrying will not fix raises :class:`~globus_compute.errors.ServiceRefused`
+  (with the HTTP status) at once;
+- transient failures are retried until they succeed or the ``abort`` event is set, which
+  raises :class:`AbortedError` (also while waiting between retries).
+
+:class:`HTTPTransport` is the default. Each agent thread owns one (a ``requests.Session`` is not
+meant to be shared between threads, and one keep-alive connection per thread avoids a TCP
+handshake per call). Connection errors, timeouts, HTTP 429 and 5xx are transient (the service
+is restarting or busy) and are retried on the :data:`RETRY_BACKOFF` schedule. Because the agent
+routes are idempotent (a result for a task already terminal is ignored), re-sending after a lost
+response is always safe.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 import requests
-import tenacity
 
+from globus_compute.errors import ServiceRefused
 from globus_compute.protocol.agent import (
     AGENT_PREFIX,
     ClaimResponse,
@@ -27,32 +38,71 @@ from globus_compute.protocol.agent import (
     TaskResult,
     WorkerStatus,
 )
+from globus_compute.retry import Backoff
 from globus_compute.version import __version__
+
+__all__ = ["AbortedError", "AgentTransport", "HTTPTransport", "TransportFactory"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds allowed for a request on top of any long-poll wait it asks for.
 REQUEST_TIMEOUT_S = 30.0
-#: Backoff between retries: starts small so a brief blip costs little, capped so a restarted
-#: service is noticed within a few seconds.
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.05, 3.0
+#: Between retries: starts small so a brief blip costs little, capped so a restarted service is
+#: noticed within a few seconds.
+RETRY_BACKOFF = Backoff(first_s=0.05, max_s=3.0)
+#: Retries logged at DEBUG before they are worth a WARNING.
+QUIET_RETRIES = 2
 
 
-class ServiceError(Exception):
-    """The service refused a request for a reason retrying will not fix.
+class AbortedError(Exception):
+    """A call gave up because its ``abort`` event was set (the agent is stopping).
 
-    Args:
-        http_status: The response status code.
-        message: The response body (the service's JSON error document as text).
+    Internal to the agent: it ends the loop of the thread that made the call.
     """
 
-    def __init__(self, http_status: int, message: str) -> None:
-        super().__init__(http_status, message)
-        self.http_status = http_status
-        self.message = message
 
-    def __str__(self) -> str:
-        return f"HTTP {self.http_status}: {self.message[:500]}"
+class AgentTransport(Protocol):
+    """The agent's view of the service; one per agent thread.
+
+    Raises (every call):
+        ServiceRefused: The service refused the request for good (bad token, unknown endpoint,
+            a body it will not take).
+        AbortedError: The transport's abort event was set before the call succeeded.
+    """
+
+    def register(self, name: str, metadata: dict[str, Any], display_name: str | None = None) -> str:
+        """Register the endpoint called ``name`` (or update its settings); returns its id."""
+        ...
+
+    def heartbeat(
+        self,
+        endpoint_id: str,
+        status: WorkerStatus,
+        held: list[str] | None = None,
+        phase: str | None = None,
+    ) -> HeartbeatResponse:
+        """Report the engine's status and renew the leases of the ``held`` tasks.
+
+        Args:
+            phase: ``PHASE_STARTING`` (a new agent process) or ``PHASE_STOPPING`` (goodbye).
+        """
+        ...
+
+    def claim(self, endpoint_id: str, max_tasks: int, wait_s: float) -> ClaimResponse:
+        """Up to ``max_tasks`` tasks, waiting up to ``wait_s`` seconds for the first one."""
+        ...
+
+    def post_results(self, endpoint_id: str, results: list[TaskResult]) -> ResultsResponse:
+        """Hand finished tasks back; idempotent."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the transport is not used afterwards."""
+        ...
+
+
+#: Builds the transport of one agent thread from the event that ends its retries.
+TransportFactory = Callable[[threading.Event], AgentTransport]
 
 
 class _TransientHTTPError(Exception):
@@ -63,25 +113,29 @@ class _TransientHTTPError(Exception):
         self.http_status = http_status
 
 
-class AbortedError(Exception):
-    """Retrying stopped because the caller's abort event was set."""
-
-
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, _TransientHTTPError)
 
 
-class ServiceAPI:
-    """The agent's view of the service: registration plus the private agent routes.
+class HTTPTransport:
+    """:class:`AgentTransport` over the service's HTTP routes.
 
     Args:
         service_url: Base URL, e.g. ``http://127.0.0.1:8000``.
         token: The endpoint owner's bearer token.
         abort: Set to stop retrying (and waiting between retries) at once.
+        backoff: The schedule of waits between retries.
     """
 
-    def __init__(self, service_url: str, token: str, abort: threading.Event) -> None:
+    def __init__(
+        self,
+        service_url: str,
+        token: str,
+        abort: threading.Event,
+        backoff: Backoff = RETRY_BACKOFF,
+    ) -> None:
         self.base_url = service_url.rstrip("/")
         self.abort = abort
+        self.backoff = backoff
         self.session = requests.Session()
         self.session.headers.update(
             {
@@ -94,7 +148,6 @@ class ServiceAPI:
         self.session.close()
 
     def register(self, name: str, metadata: dict[str, Any], display_name: str | None = None) -> str:
-        """Register (or re-register) the endpoint called ``name``; returns its id."""
         body: dict[str, Any] = {"endpoint_name": name, "metadata": metadata}
         if display_name:
             body["display_name"] = display_name
@@ -102,12 +155,18 @@ class ServiceAPI:
         return str(reply["endpoint_id"])
 
     def heartbeat(
-        self, endpoint_id: str, status: WorkerStatus, held: list[str] | None = None
+        self,
+        endpoint_id: str,
+        status: WorkerStatus,
+        held: list[str] | None = None,
+        phase: str | None = None,
     ) -> HeartbeatResponse:
         path = f"{AGENT_PREFIX}/{endpoint_id}/heartbeat"
         body: dict[str, Any] = {"status": status}
         if held is not None:
             body["held"] = held
+        if phase is not None:
+            body["phase"] = phase
         return cast(HeartbeatResponse, self._post(path, body))
 
     def claim(self, endpoint_id: str, max_tasks: int, wait_s: float) -> ClaimResponse:
@@ -119,43 +178,33 @@ class ServiceAPI:
         path = f"{AGENT_PREFIX}/{endpoint_id}/results"
         return cast(ResultsResponse, self._post(path, {"results": results}))
 
-    def _post(self, path: str, body: dict, timeout: float = REQUEST_TIMEOUT_S) -> dict:
+    def _post(
+        self, path: str, body: dict[str, Any], timeout: float = REQUEST_TIMEOUT_S
+    ) -> dict[str, Any]:
         """POST with retries of transient failures.
 
         Raises:
-            ServiceError: For a non-retryable HTTP status.
+            ServiceRefused: For a non-retryable HTTP status.
             AbortedError: If ``abort`` was set before the call succeeded.
         """
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_TRANSIENT),
-            wait=tenacity.wait_exponential_jitter(initial=BACKOFF_FIRST_S, max=BACKOFF_MAX_S),
-            stop=lambda _state: self.abort.is_set(),
-            sleep=self._sleep,
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        try:
-            return retrying(self._post_once, path, body, timeout)
-        except _TRANSIENT as exc:
-            raise AbortedError(f"gave up on POST {path}: {exc}") from exc
+        retry = 0
+        while True:
+            if self.abort.is_set():
+                raise AbortedError(f"POST {path} aborted")
+            try:
+                return self._post_once(path, body, timeout)
+            except _TRANSIENT as exc:
+                retry += 1
+                level = logging.DEBUG if retry <= QUIET_RETRIES else logging.WARNING
+                log.log(level, "service call failed (attempt %d), retrying: %s", retry, exc)
+                if self.abort.wait(self.backoff.delay(retry)):
+                    raise AbortedError(f"gave up on POST {path}: {exc}") from exc
 
-    def _post_once(self, path: str, body: dict, timeout: float) -> dict:
-        if self.abort.is_set():
-            raise AbortedError(f"POST {path} aborted")
+    def _post_once(self, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         response = self.session.post(self.base_url + path, json=body, timeout=timeout)
         status = response.status_code
         if status == 429 or status >= 500:
             raise _TransientHTTPError(status, response.text)
         if status >= 400:
-            raise ServiceError(status, response.text)
-        return cast(dict, response.json())
-
-    def _sleep(self, seconds: float) -> None:
-        if self.abort.wait(seconds):
-            raise AbortedError("aborted while waiting to retry")
-
-    @staticmethod
-    def _log_retry(state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        level = logging.DEBUG if state.attempt_number < 3 else logging.WARNING
-        log.log(level, "service call failed (attempt %d), retrying: %s", state.attempt_number, exc)
+            raise ServiceRefused(status, response.text)
+        return cast(dict[str, Any], response.json())

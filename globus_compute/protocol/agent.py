@@ -12,15 +12,23 @@ not own. Bodies are JSON documents shaped as the ``TypedDict``s below.
     agent                                          service
     -----                                          -------
     POST /v3/endpoints {"endpoint_name", "metadata"}   -> {"endpoint_id", ...}
-        (same owner + same name => same endpoint id; tasks the previous agent process held
-         are released at once, as if its lease had expired)
+        (same owner + same name => same endpoint id; a registration changes settings only:
+         what the request leaves out, such as the owner's ``public``, ``allowed_functions``
+         or ``display_name``, is kept, and no task is taken from anybody)
     POST {AGENT_PREFIX}/{endpoint_id}/heartbeat  HeartbeatRequest -> HeartbeatResponse
-        marks the endpoint online, renews the lease of every task it lists as held
+        marks the endpoint online, renews the lease of every task it lists as held, and
+        answers which held tasks the service has already resolved (``drop``)
+        - ``phase: "starting"``: the first heartbeat of a new agent process; every task the
+          endpoint held belonged to an earlier process, which is gone, so their leases are
+          released at once (re-queued or failed, as if they had expired)
+        - ``phase: "stopping"``: the agent's goodbye after a graceful stop; the endpoint is
+          offline at once and the tasks still listed as held are released
     POST {AGENT_PREFIX}/{endpoint_id}/claim      ClaimRequest     -> ClaimResponse
         long-poll: answers as soon as one task is waiting, or after ``wait_s`` with none;
         claimed tasks move to ``running`` and are leased to this endpoint
     POST {AGENT_PREFIX}/{endpoint_id}/results    ResultsRequest   -> ResultsResponse
-        terminal results; idempotent (a result for a task already terminal is ignored)
+        terminal results; idempotent (a result for a task already terminal is ignored); a
+        result the service cannot store (text that is not Unicode) fails that task alone
 
 Leases: a claimed task belongs to the endpoint until its result arrives. Each heartbeat renews,
 for ``lease_s`` seconds, the leases of the tasks it lists in ``held`` (claimed and not yet
@@ -33,12 +41,19 @@ accepted back as results; without ``held``, every lease of the endpoint). When a
   setting, the reference endpoint's name for it, in its registration metadata; default 0), and
   otherwise fails with ``EndpointLost`` traceback text.
 
-The endpoint counts as offline once it has not heartbeated for ``lease_s`` seconds.
+The service's own downtime is not the endpoint's silence: when the service starts, every lease
+gets a fresh ``lease_s``, so the agent's next heartbeat renews what it holds. A result that
+arrives for a task whose lease was released still counts while the task is not terminal (it was
+re-queued and not yet run again). An agent that has not heard from the service for ``lease_s``
+starts no new task until a heartbeat answers (its ``drop`` says which tasks are no longer its).
+
+The endpoint counts as offline once it has not heartbeated for ``lease_s`` seconds, or at once
+after its goodbye.
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 AGENT_PREFIX = "/agent/v1/endpoints"
 
@@ -56,15 +71,23 @@ class WorkerStatus(TypedDict):
     managers: int
 
 
+#: ``HeartbeatRequest.phase`` of an agent process's first heartbeat, and of its goodbye.
+PHASE_STARTING, PHASE_STOPPING = "starting", "stopping"
+
+
 class HeartbeatRequest(TypedDict, total=False):
     status: WorkerStatus  # required
     held: list[str]  # ids of the tasks the agent holds; their leases are renewed
+    phase: str  # PHASE_STARTING or PHASE_STOPPING; absent while running
 
 
-class HeartbeatResponse(TypedDict):
-    lease_s: float
+class HeartbeatResponse(TypedDict, total=False):
+    lease_s: float  # always
     #: True after ``POST /v3/endpoints/{id}/lock`` (``Client.stop_endpoint``): the agent exits.
-    stop: bool
+    stop: bool  # always
+    #: Held tasks the service has already resolved (failed ``EndpointLost`` while the agent was
+    #: out of touch, say): the agent must not start them.
+    drop: list[str]
 
 
 class ClaimRequest(TypedDict):
@@ -79,8 +102,8 @@ class ClaimedTask(TypedDict):
     task_buffer: str
     #: Import paths from the submit's ``result_serializers`` (reference class names), or None.
     result_serializers: list[str] | None
-    resource_specification: dict | None
-    user_endpoint_config: dict | None
+    resource_specification: dict[str, Any] | None
+    user_endpoint_config: dict[str, Any] | None
     #: 1 on the first run; higher when an earlier attempt was lost.
     attempt: int
 
@@ -96,8 +119,9 @@ class TaskResult(TypedDict, total=False):
     result: str  # on success: one serialized value ("00\n...")
     exception: str  # on failure: traceback text
     completion_t: str  # required: unix seconds as a string
-    details: dict  # os, python_version, dill_version, globus_compute_sdk_version, endpoint_id,
-    # task_transitions
+    #: os, python_version, dill_version, globus_compute_sdk_version, endpoint_id,
+    #: task_transitions
+    details: dict[str, Any]
 
 
 class ResultsRequest(TypedDict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 
-__all__ = ["UuidLike", "canonical_uuid", "optional_uuid", "require_uuid"]
+__all__ = ["UuidLike", "as_uuid", "canonical_uuid", "optional_uuid", "require_uuid"]
 
 UuidLike = uuid.UUID | str
 
@@ -42,8 +42,24 @@ def require_uuid(value: object, name: str) -> str:
     """
     parsed = canonical_uuid(value)
     if parsed is None:
-        raise ValueError(f"{name}: badly formed hexadecimal UUID string: {value!r}")
+        raise ValueError(_bad_uuid(value, name))
     return parsed
+
+
+def as_uuid(value: object, name: str) -> uuid.UUID:
+    """``value`` as a ``uuid.UUID``: a UUID as it is, a string parsed once.
+
+    Raises:
+        ValueError: ``value`` is not a UUID (the message names the argument).
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise ValueError(_bad_uuid(value, name))
 
 
 def optional_uuid(value: object, name: str) -> uuid.UUID | None:
@@ -52,6 +68,8 @@ def optional_uuid(value: object, name: str) -> uuid.UUID | None:
     Raises:
         ValueError: ``value`` is neither None nor a UUID.
     """
-    if value is None:
-        return None
-    return uuid.UUID(require_uuid(value, name))
+    return None if value is None else as_uuid(value, name)
+
+
+def _bad_uuid(value: object, name: str) -> str:
+    return f"{name}: badly formed hexadecimal UUID string: {value!r}"

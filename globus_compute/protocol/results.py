@@ -29,19 +29,26 @@ __all__ = [
 _ENGINE_FAILURE_TOP = "+" * 68
 _ENGINE_FAILURE_BOTTOM = "-" * 68
 
+# The wire strings, looked up once: every task's result is built here, in the worker's hot path,
+# and an enum member's ``.value`` costs an attribute lookup through a descriptor each time.
+_SUCCESS: str = TaskState.SUCCESS.value
+_FAILED: str = TaskState.FAILED.value
+
 
 def completion_time(now: float | None = None) -> str:
     """Unix seconds as the string the wire carries in ``completion_t``."""
     return repr(time.time() if now is None else now)
 
 
-def success_result(task_id: str, serialized: str, details: dict[str, Any]) -> TaskResult:
+def success_result(
+    task_id: str, serialized: str, details: dict[str, Any], completion_t: str | None = None
+) -> TaskResult:
     """A finished task's document: one serialized value."""
     return {
         "task_id": task_id,
-        "status": TaskState.SUCCESS.value,
+        "status": _SUCCESS,
         "result": serialized,
-        "completion_t": completion_time(),
+        "completion_t": completion_t or completion_time(),
         "details": details,
     }
 
@@ -52,7 +59,7 @@ def failed_result(
     """A failed task's document: traceback (or failure reason) text."""
     return {
         "task_id": task_id,
-        "status": TaskState.FAILED.value,
+        "status": _FAILED,
         "exception": text,
         "completion_t": completion_t or completion_time(),
         "details": details,
@@ -74,15 +81,25 @@ def lost_task_text(failures: list[str]) -> str:
     return "".join(blocks)
 
 
-def worker_lost_reason(task_id: str, worker: str, exitcode: int | None) -> str:
-    """``repr`` of the WorkerLost of a task whose worker process died under it."""
+def worker_lost_reason(
+    task_id: str, worker: str, exitcode: int | None, *, finished: bool = False
+) -> str:
+    """``repr`` of the WorkerLost of a task whose worker process died under it.
+
+    Args:
+        finished: The worker had run the task to its end, but died before sending the result.
+    """
     if exitcode is None:
         how = "with an unknown exit status"
     elif exitcode < 0:
         how = f"from signal {_signal_name(-exitcode)}"
     else:
         how = f"with exit code {exitcode}"
-    return repr(WorkerLost(f"{worker} died {how} while running task {task_id}"))
+    if finished:
+        what = f"after it finished task {task_id}, before sending the result"
+    else:
+        what = f"while running task {task_id}"
+    return repr(WorkerLost(f"{worker} died {how} {what}"))
 
 
 #: Why the service gave up on a task an endpoint held, by cause.
@@ -92,6 +109,7 @@ _ENDPOINT_LOST_CAUSES = {
         "the endpoint {endpoint} was restarted while running it (the previous agent process "
         "stopped heartbeating)"
     ),
+    "stopped": "the endpoint {endpoint} was stopped before the task finished",
     "deleted": "the endpoint {endpoint} was deleted",
 }
 
@@ -102,7 +120,7 @@ def endpoint_lost_text(
     """The failure text of a task the service took back from its endpoint for good.
 
     Args:
-        cause: ``expired``, ``restarted`` or ``deleted``.
+        cause: ``expired``, ``restarted``, ``stopped`` or ``deleted``.
         attempts: How many times the task was started, when known.
     """
     why = _ENDPOINT_LOST_CAUSES[cause].format(endpoint=endpoint_id)

@@ -1,17 +1,22 @@
 """``python -m globus_compute.service``: run the embedded service in the foreground.
 
 Prints exactly one line, ``READY http://<host>:<port>``, once it accepts connections, so a parent
-process can start it on port 0 and learn where it listens.
+process can start it on port 0 and learn where it listens. Started with a
+:mod:`~globus_compute.lifeline` (by ``LocalCompute``), it sends that line over it too, and stops
+(as on SIGTERM) when its parent is gone.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
 from globus_compute import state_dir as state_dir_mod
+from globus_compute.lifeline import ChildLifeline
 from globus_compute.service import logs
 from globus_compute.service.config import ServiceConfig
 from globus_compute.service.server import serve
@@ -68,10 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(config.state_dir)
     store.identities.ensure_user(state_dir_mod.DEFAULT_USER)
 
+    lifeline = ChildLifeline.from_environment()
+
     def ready(url: str) -> None:
         print(f"READY {url}", flush=True)
+        if lifeline is not None:
+            lifeline.announce(f"READY {url}")
+            lifeline.watch(lambda: os.kill(os.getpid(), signal.SIGTERM))
 
-    serve(config, args.host, args.port, ready_callback=ready, store=store)
+    try:
+        serve(config, args.host, args.port, ready_callback=ready, store=store)
+    finally:
+        if lifeline is not None:
+            lifeline.close()
     return 0
 
 

@@ -27,7 +27,14 @@ log = logging.getLogger(__name__)
 
 
 async def _release_leases(ctx: ServiceContext) -> None:
-    """Release expired leases every ``sweep_interval_s``."""
+    """Release expired leases every ``sweep_interval_s``.
+
+    First, every lease gets a fresh term: the service was down, not the endpoints.
+    """
+    try:
+        await ctx.call(sweep.restart_lease_clocks)
+    except Exception:
+        log.exception("Renewing the leases at start failed")
     while True:
         try:
             await ctx.call(sweep.release_expired_leases)

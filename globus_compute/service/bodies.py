@@ -7,8 +7,9 @@ milliseconds on a 1000-task document. Their request schemas are still published 
 
 What JSON allows but the service cannot keep is refused here with a 4xx, not a 500 later:
 nesting deeper than :data:`MAX_NESTING` (the parser accepts 1024 levels, the encoder 255), and
-lone surrogates (``errors.py``). Integers beyond 64 bits, which ``orjson`` would silently turn
-into floats, are parsed exactly instead, and stored and sent back exactly.
+lone surrogates (``errors.py``; only the agent's results route takes them, to fail the one task
+whose text holds them: ``actions/agent.py``). Integers beyond 64 bits, which ``orjson`` would
+silently turn into floats, are parsed exactly instead, and stored and sent back exactly.
 
 Big answers (results of many megabytes) are encoded on a worker thread, piece by piece: the
 encoder holds the interpreter lock for as long as one call lasts, so one 10 MB result at a time
@@ -81,32 +82,54 @@ def _nesting_checked(value: Any) -> Any:
 JsonObject = Annotated[dict[str, Any], AfterValidator(_nesting_checked)]
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes, *, lone_surrogates: bool = False) -> Any:
     """Parse a request body; integers beyond 64 bits stay exact.
+
+    Args:
+        lone_surrogates: Also accept strings holding lone surrogates (``"\\ud800"``): valid
+            JSON, but not Unicode, so ``orjson`` refuses them. The caller must make what it
+            stores valid text (the agent's results route: one task's exception text must not
+            fail the batch it came in).
 
     Raises:
         ApiError: 400 for text that is not JSON, 422 for nesting deeper than
             :data:`MAX_NESTING`.
     """
+    exact = False
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "BAD_REQUEST", f"Request body is not valid JSON: {exc}") from None
+        value = _lenient_json(raw) if lone_surrogates else None
+        if value is None:
+            raise ApiError(400, "BAD_REQUEST", f"Request body is not valid JSON: {exc}") from None
+        exact = True
     if not isinstance(value, (dict, list)):
         return value
     depth, lossy = _shape(value)
     if depth > MAX_NESTING:
         raise invalid(f"Request body nests objects or arrays deeper than {MAX_NESTING} levels")
-    if lossy:
+    if lossy and not exact:
         # orjson reads integers beyond 64 bits as floats; the standard parser keeps them
         # exact (a float that merely looks like one parses the same either way).
         value = json.loads(raw)
     return value
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 4xx explaining what is wrong with it."""
-    body = parse_json(await request.body())
+def _lenient_json(raw: bytes) -> Any:
+    """``raw`` parsed by the standard library, which keeps lone surrogates; None if invalid."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+async def json_object(request: Request, *, lone_surrogates: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, or a 4xx explaining what is wrong with it.
+
+    Args:
+        lone_surrogates: As for :func:`parse_json`.
+    """
+    body = parse_json(await request.body(), lone_surrogates=lone_surrogates)
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")
     return body

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
+from globus_compute.errors import TaskExecutionFailed
+from globus_compute.local import LocalCompute
 from tests.support.faults import (
     Ledger,
     assert_distinct_task_ids,
@@ -21,9 +24,6 @@ from tests.support.faults import (
     square_after,
     wait_all,
 )
-
-from globus_compute.errors import TaskExecutionFailed
-from globus_compute.local import LocalCompute
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

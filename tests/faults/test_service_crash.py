@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+
+from globus_compute.local import LocalCompute
 from tests.support.faults import (
     Ledger,
     assert_distinct_task_ids,
@@ -23,11 +25,9 @@ from tests.support.faults import (
     wait_all,
 )
 
-from globus_compute.local import LocalCompute
-
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
-SUBMITTER_LOG = "globus_compute._submitter"
+SUBMITTER_LOG = "globus_compute.executor.submitter"
 
 TASKS = 400
 TASK_S = 0.01

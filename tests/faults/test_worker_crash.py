@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from tests.support.faults import Ledger, assert_distinct_task_ids, outcomes, source_client, wait_all
 
 from globus_compute.errors import TaskExecutionFailed
 from globus_compute.local import LocalCompute
+from tests.support.faults import Ledger, assert_distinct_task_ids, outcomes, source_client, wait_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

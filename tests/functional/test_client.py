@@ -9,33 +9,18 @@ import warnings
 
 import globus_sdk
 import pytest
-import responses
 from responses import matchers
 
 from globus_compute.client import Client
 from globus_compute.errors import VersionMismatch
 from globus_compute.serialize import ComputeSerializer, pack_buffers, unpack_buffers
+from tests.support.clients import BASE, TOKEN
 
-BASE = "https://compute.test"
-TOKEN = "tok-123"
 EP = "11111111-1111-1111-1111-111111111111"
 FN = "22222222-2222-2222-2222-222222222222"
 TG = "33333333-3333-3333-3333-333333333333"
 TASK = "44444444-4444-4444-4444-444444444444"
 GROUP = "55555555-5555-5555-5555-555555555555"
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-@pytest.fixture
-def client(rsps) -> Client:
-    return Client(
-        base_url=BASE, authorizer=globus_sdk.AccessTokenAuthorizer(TOKEN), do_version_check=False
-    )
 
 
 def body_of(call) -> dict:
@@ -157,7 +142,7 @@ def test_register_function_rejects_bad_combinations_before_any_request(rsps, cli
         client.register_function(add, public=True, ha_endpoint_id=EP)
     with pytest.raises(ValueError, match="metadata"):
         client.register_function(add, metadata={"python_version": "3.9"})
-    with pytest.raises(ValueError, match="group: badly formed UUID"):
+    with pytest.raises(ValueError, match="group: badly formed hexadecimal UUID string"):
         client.register_function(add, group="not-a-group")
     assert len(rsps.calls) == 0
 

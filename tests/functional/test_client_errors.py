@@ -6,12 +6,11 @@ import globus_sdk
 import globus_sdk.transport.requests as gsdk_transport
 import pytest
 import requests
-import responses
 
 from globus_compute.client import Client
-from globus_compute.errors import SerializationError
+from globus_compute.errors import InvalidServiceResponse, SerializationError
+from tests.support.clients import BASE
 
-BASE = "https://compute.test"
 EP = "11111111-1111-1111-1111-111111111111"
 FN = "22222222-2222-2222-2222-222222222222"
 TASK = "44444444-4444-4444-4444-444444444444"
@@ -28,23 +27,12 @@ class RecordingTime:
         self.sleeps.append(seconds)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def sleeps(monkeypatch) -> list[float]:
+    """The retry sleeps of this module's requests (every test: none may really sleep)."""
     fake = RecordingTime()
     monkeypatch.setattr(gsdk_transport, "time", fake)
     return fake.sleeps
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-@pytest.fixture
-def client(rsps, sleeps) -> Client:
-    authorizer = globus_sdk.AccessTokenAuthorizer("tok")
-    return Client(base_url=BASE, authorizer=authorizer, do_version_check=False)
 
 
 def error_body(code: str, message: str) -> dict:
@@ -152,6 +140,27 @@ def test_connection_error_that_persists_raises_network_error(rsps, client):
     with pytest.raises(globus_sdk.NetworkError):
         client.get_endpoints()
     assert len(rsps.calls) == 6
+
+
+# -- answers the Client cannot use --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer", [{"request_id": "r", "tasks": {}}, {"tasks": {FN: []}}, ["not", "an", "object"]]
+)
+def test_submit_answer_without_the_task_is_invalid_service_response(rsps, client, answer):
+    rsps.post(SUBMIT, json=answer)
+    with pytest.raises(InvalidServiceResponse, match=f"lists no task for function {FN}"):
+        client.run(1, endpoint_id=EP, function_id=FN)
+
+
+@pytest.mark.parametrize("answer", [{}, {"function_uuid": None}, ["x"]])
+def test_register_answer_without_function_uuid_is_invalid_service_response(
+    rsps, client, answer
+):
+    rsps.post(f"{BASE}/v3/functions", json=answer)
+    with pytest.raises(InvalidServiceResponse, match="without answering its function_uuid"):
+        client.register_function(len)
 
 
 # -- auth requirement errors with a GlobusApp ---------------------------------------------------

@@ -6,38 +6,19 @@ import json
 import platform
 
 import dill
-import globus_sdk
 import pytest
-import responses
 from responses import matchers
 
-from globus_compute.client import Client
-from globus_compute.errors import SerializationError, TaskExecutionFailed, TaskPending
+from globus_compute.errors import DeserializationError, TaskExecutionFailed, TaskPending
 from globus_compute.serialize import ComputeSerializer
+from tests.support.clients import BASE, make_client
 
-BASE = "https://compute.test"
 T1 = "aaaaaaaa-0000-0000-0000-000000000001"
 T2 = "aaaaaaaa-0000-0000-0000-000000000002"
 T3 = "aaaaaaaa-0000-0000-0000-000000000003"
 T4 = "aaaaaaaa-0000-0000-0000-000000000004"
 SER = ComputeSerializer()
 SAME_ENV = {"python_version": platform.python_version(), "dill_version": dill.__version__}
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-def make_client(**kwargs) -> Client:
-    authorizer = globus_sdk.AccessTokenAuthorizer("tok")
-    return Client(base_url=BASE, authorizer=authorizer, do_version_check=False, **kwargs)
-
-
-@pytest.fixture
-def client(rsps) -> Client:
-    return make_client()
 
 
 def success(tid: str, value, **extra) -> dict:
@@ -96,10 +77,10 @@ def test_wrong_task_id_in_document_is_a_clear_error(rsps, client):
         client.get_task(T1)
 
 
-def test_undeserializable_result_raises_serialization_error_and_is_not_cached(rsps, client):
+def test_undeserializable_result_raises_deserialization_error_and_is_not_cached(rsps, client):
     rsps.get(f"{BASE}/v2/tasks/{T1}", json={"task_id": T1, "status": "success", "result": "zz\nx"})
     rsps.get(f"{BASE}/v2/tasks/{T1}", json=success(T1, 7))
-    with pytest.raises(SerializationError, match="Result Object Deserialization"):
+    with pytest.raises(DeserializationError, match=f"the result of task {T1}"):
         client.get_result(T1)
     assert client.get_result(T1) == 7
 
@@ -195,7 +176,9 @@ def test_batch_result_reports_undigestible_documents_as_exceptions(rsps, client)
     rsps.post(f"{BASE}/v2/batch_status", json=batch_answer(success(T1, 1), bad))
     out = client.get_batch_result([T1, T2])
     assert out[T1]["result"] == 1
-    assert isinstance(out[T2]["exception"], SerializationError)
+    assert isinstance(out[T2]["exception"], DeserializationError)
+    assert out[T2]["status"] == "failed"  # regression (issue 13 item 4): it said "success"
+    assert "result" not in out[T2]
 
 
 def test_batch_result_empty_list_makes_no_request(rsps, client):
@@ -214,8 +197,10 @@ def test_cache_is_bounded_lru(rsps):
     client.get_result(T2)
     client.get_result(T1)  # refreshes T1, so T2 is the least recently used
     client.get_result(T3)  # evicts T2
-    assert len(client._tasks) == 2
-    assert client._tasks.get(T2) is None and client._tasks.get(T1) is not None
+    # Exactly T1 and T3 are cached: asking for them again makes no request...
+    assert (client.get_result(T1), client.get_result(T3)) == (T1, T3)
+    assert len(rsps.calls) == 3
+    # ...and T2 is fetched again.
     rsps.get(f"{BASE}/v2/tasks/{T2}", json=success(T2, "again"))
     assert client.get_result(T2) == "again"
     assert [json.loads(c.response.text)["task_id"] for c in rsps.calls] == [T1, T2, T3, T2]

@@ -19,7 +19,7 @@ sdk_batch = pytest.importorskip("globus_compute_sdk.sdk.batch")
 sdk_errors = pytest.importorskip("globus_compute_sdk.errors")
 
 import globus_compute.serialize as ours  # noqa: E402
-from globus_compute.batch import Batch, user_runtime  # noqa: E402
+from globus_compute.client.batch import Batch, user_runtime  # noqa: E402
 from globus_compute.errors import SerializationError  # noqa: E402
 
 pytestmark = pytest.mark.interop

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import os
 import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import globus_sdk
 
 from globus_compute import Client
-from globus_compute.future import ComputeFuture
+from globus_compute.executor.future import ComputeFuture
 from globus_compute.local import LocalCompute
 from globus_compute.serialize import PureSourceTextInspect
 
@@ -111,3 +114,60 @@ def group_task_ids(client: Client, task_group_id: uuid.UUID | str) -> list[str]:
     """The task ids the service holds for a task group (duplicated submits would show here)."""
     document = client.get_task_group(str(task_group_id))
     return [str(task["id"]) for task in document.get("tasks") or []]
+
+
+def logged_run(log_path: str, x: int, delay: float = 0.0, how: str = "") -> tuple[int, int]:
+    """Append ``"<x> <start time>"`` to ``log_path``, then behave as ``how`` says.
+
+    The log is the side channel that counts runs: every start of the task adds one line, even
+    a run whose result never reached anybody. ``how``: ``""`` returns ``(x, x*x)`` after
+    ``delay`` seconds; ``"exit"`` kills the worker process (``os._exit(7)``); ``"surrogate"``
+    raises ``ValueError`` whose text holds a lone surrogate; ``"system-exit"`` and
+    ``"interrupt"`` raise ``SystemExit`` and ``KeyboardInterrupt``; ``"quotes"`` returns a
+    string of ``x`` double quotes (JSON escaping doubles it on each encoding).
+    """
+    import os
+    import time
+
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{x} {time.time()!r}\n".encode())
+    finally:
+        os.close(fd)
+    if delay:
+        time.sleep(delay)
+    if how == "exit":
+        os._exit(7)
+    if how == "surrogate":
+        raise ValueError("bad \ud800")
+    if how == "system-exit":
+        raise SystemExit(3)
+    if how == "interrupt":
+        raise KeyboardInterrupt
+    if how == "quotes":
+        return '"' * x  # type: ignore[return-value]
+    return (x, x * x)
+
+
+def run_starts(log_path: str | os.PathLike[str]) -> dict[int, list[float]]:
+    """For each task input ``x`` logged by :func:`logged_run`, the start time of each run."""
+    starts: dict[int, list[float]] = collections.defaultdict(list)
+    try:
+        text = Path(log_path).read_text()
+    except FileNotFoundError:
+        return {}
+    for line in text.splitlines():
+        x, started = line.split()
+        starts[int(x)].append(float(started))
+    return dict(starts)
+
+
+def wait_until(
+    condition: Callable[[], bool], what: str, timeout: float = RESULT_DEADLINE_S
+) -> None:
+    """Poll ``condition`` every 20 ms until it holds; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        pause.wait(0.02)

@@ -8,8 +8,8 @@ import responses
 from globus_sdk.scopes import ComputeScopes
 from globus_sdk.token_storage import SQLiteTokenStorage
 
-from globus_compute import auth, state_dir
-from globus_compute.client import Client
+from globus_compute import errors, state_dir
+from globus_compute.client import Client, auth
 
 CLIENT_ID = "b0500dab-ebd4-430f-b962-0c85bd43bdbb"
 COMPUTE_RS = "funcx_service"
@@ -134,7 +134,7 @@ def test_local_via_environment_variable_and_url_override(monkeypatch, isolated):
 
 
 def test_local_without_token_says_how_to_start_the_service(isolated):
-    with pytest.raises(auth.LocalTokenMissing, match="globus-compute-local up") as info:
+    with pytest.raises(errors.LocalTokenMissing, match="globus-compute-local up") as info:
         make(environment="local")
     assert isinstance(info.value, FileNotFoundError)
     assert str(state_dir.default_state_dir()) in str(info.value)

@@ -8,7 +8,7 @@ import uuid
 import globus_sdk
 import pytest
 
-from globus_compute.batch import Batch, pack_task_payload, user_runtime
+from globus_compute.client.batch import Batch, pack_task_payload, user_runtime
 from globus_compute.errors import SerializationError
 from globus_compute.serialize import ComputeSerializer, JSONData, unpack_buffers
 from globus_compute.version import REFERENCE_SDK_VERSION

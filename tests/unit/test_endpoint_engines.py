@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from globus_compute.endpoint.engines import EngineContext, ProcessEngine, ThreadEngine
+from globus_compute.endpoint.lifecycle import Lifecycle, State
 from globus_compute.serialize import ComputeSerializer
 
 SER = ComputeSerializer()
@@ -39,10 +42,22 @@ def _functions():
             os._exit(7)
         return "second try"
 
-    return square, exit_hard, segfault, exit_unless_marker
+    def logged(path, x, delay=0.0):
+        import time
+
+        with open(path, "a") as log:
+            log.write(f"{x}\n")
+        if delay:
+            time.sleep(delay)
+        return x
+
+    def raise_base(kind):
+        raise SystemExit(3) if kind == "exit" else KeyboardInterrupt()
+
+    return square, exit_hard, segfault, exit_unless_marker, logged, raise_base
 
 
-square, exit_hard, segfault, exit_unless_marker = _functions()
+square, exit_hard, segfault, exit_unless_marker, logged, raise_base = _functions()
 
 
 def make_task(task_id: str, fn, *args, attempt: int = 1) -> dict:
@@ -93,11 +108,21 @@ def engine_name(request):
     return request.param
 
 
-def start_engine(name: str, workers: int = 2, retries: int = 0):
+def start_engine(name: str, workers: int = 2, retries: int = 0, leases_current=lambda: True):
     engine = ProcessEngine(workers) if name == "process" else ThreadEngine(workers)
     sink = Collector()
-    engine.start(EngineContext(EP_ID, sink, max_retries_on_system_failure=retries))
+    context = EngineContext(
+        EP_ID, sink, max_retries_on_system_failure=retries, leases_current=leases_current
+    )
+    engine.start(context)
     return engine, sink
+
+
+def runs(path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except FileNotFoundError:
+        return []
 
 
 def test_thousand_tasks_all_succeed_in_batches(engine_name):
@@ -141,6 +166,73 @@ def test_dying_worker_fails_only_its_task(killer):
         assert engine.status()["total_workers"] == 2
     finally:
         engine.shutdown()
+
+
+def test_results_a_worker_finished_survive_its_death_and_never_rerun(tmp_path):
+    """Regression (issue 14, item 2): a worker batches results for a few milliseconds; when
+    it died in that window its finished-but-unsent tasks were requeued and ran twice."""
+    engine, sink = start_engine("process", workers=1)
+    log = tmp_path / "runs"
+    try:
+        # One chunk: ten fast tasks whose results wait in the worker, then one that kills it.
+        tasks = [make_task(f"t{i}", logged, str(log), i) for i in range(10)]
+        engine.submit([*tasks, make_task("bad", exit_hard, 7)])
+        results = sink.wait_for(11)
+        assert all(results[f"t{i}"]["status"] == "success" for i in range(10))
+        assert "WorkerLost" in results["bad"]["exception"]
+        assert sorted(runs(log), key=int) == [str(i) for i in range(10)]  # each ran once
+    finally:
+        engine.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["exit", "interrupt"])
+def test_a_task_raising_system_exit_or_keyboard_interrupt_fails_alone(engine_name, kind):
+    """Regression (issue 14, item 6): on the thread engine such a task never resolved."""
+    engine, sink = start_engine(engine_name, workers=1)
+    try:
+        engine.submit([make_task("bad", raise_base, kind), make_task("ok", square, 3)])
+        results = sink.wait_for(2, timeout=30)
+        expected = "SystemExit: 3" if kind == "exit" else "KeyboardInterrupt"
+        assert results["bad"]["status"] == "failed" and expected in results["bad"]["exception"]
+        assert SER.deserialize(results["ok"]["result"]) == 9
+    finally:
+        engine.shutdown()
+
+
+def test_no_task_starts_while_leases_are_in_doubt_and_dropped_ones_never(engine_name, tmp_path):
+    current = threading.Event()
+    engine, sink = start_engine(engine_name, workers=1, leases_current=current.is_set)
+    log = tmp_path / "runs"
+    try:
+        engine.submit([make_task(f"t{i}", logged, str(log), i) for i in range(4)])
+        # Nothing may happen: give the engine a bounded chance to (wrongly) start a task.
+        threading.Event().wait(0.3)
+        assert runs(log) == [] and sink.results == {}
+        assert engine.status()["outstanding_tasks"] == 4
+        assert engine.drop(["t1", "t3", "unknown"]) == 2
+        assert engine.status()["outstanding_tasks"] == 2
+        current.set()
+        results = sink.wait_for(2)
+        assert set(results) == {"t0", "t2"}
+        assert sorted(runs(log)) == ["0", "2"]
+    finally:
+        engine.shutdown()
+
+
+def test_shutdown_with_a_task_running_is_bounded_and_leaves_no_worker(tmp_path):
+    engine, sink = start_engine("process", workers=2)
+    log = tmp_path / "runs"
+    engine.submit([make_task("long", logged, str(log), 0, 300)])
+    deadline = time.monotonic() + 30
+    while not runs(log):
+        assert time.monotonic() < deadline, "the task never started"
+        threading.Event().wait(0.02)
+    workers = [slot.process for slot in engine._slots]
+    started = time.monotonic()
+    engine.shutdown(timeout=0.5)
+    took = time.monotonic() - started
+    assert took < 5, took
+    assert not any(p.is_alive() for p in workers)
 
 
 def test_lost_task_is_retried_per_setting(tmp_path):
@@ -191,3 +283,70 @@ def test_status_reports_workers_and_outstanding(engine_name):
         sink.wait_for(1)
     finally:
         engine.shutdown()
+
+
+def make_engine(name: str, workers: int = 1):
+    if name == "parsl":
+        pytest.importorskip("parsl")
+        from globus_compute.endpoint.engines.parsl_engine import ParslEngine
+
+        return ParslEngine(workers)  # builds HTEX objects, starts nothing
+    return ProcessEngine(workers) if name == "process" else ThreadEngine(workers)
+
+
+@pytest.mark.parametrize("name", ["process", "thread", "parsl"])
+def test_every_engine_refuses_misuse_with_the_same_errors(name):
+    engine = make_engine(name)
+    the = f"the {name} engine"
+    with pytest.raises(RuntimeError, match=rf"^{the} is not running \(it is new\)$"):
+        engine.submit([make_task("early", square, 1)])
+    engine.shutdown()  # nothing was started: nothing to stop
+    engine.shutdown()
+    with pytest.raises(RuntimeError, match=rf"^{the} is not running \(it is stopped\)$"):
+        engine.submit([make_task("late", square, 1)])
+    with pytest.raises(RuntimeError, match=rf"^{the} can be started once \(it is stopped\)$"):
+        engine.start(EngineContext(EP_ID, Collector()))
+
+
+def test_a_running_engine_cannot_be_started_again(engine_name):
+    engine, _ = start_engine(engine_name, workers=1)
+    try:
+        with pytest.raises(RuntimeError, match=r"can be started once \(it is running\)$"):
+            engine.start(EngineContext(EP_ID, Collector()))
+    finally:
+        engine.shutdown()
+
+
+def test_lifecycle_states_and_the_state_a_stop_left():
+    lifecycle = Lifecycle("the widget")
+    assert lifecycle.state is State.NEW and not lifecycle.running
+    lifecycle.begin_start()
+    with pytest.raises(RuntimeError, match=r"not running \(it is starting\)"):
+        lifecycle.require_running()
+    lifecycle.started()
+    lifecycle.require_running()
+    assert lifecycle.stop() is State.RUNNING
+    assert lifecycle.stop() is State.STOPPED
+    interrupted = Lifecycle("the gadget")
+    interrupted.begin_start()
+    assert interrupted.stop() is State.STARTING
+    with pytest.raises(RuntimeError, match="the gadget was stopped while starting"):
+        interrupted.started()
+
+
+def test_worker_modules_do_not_load_the_agent():
+    """A worker process imports the execution and worker modules only; the agent, its HTTP
+    transport and the command line stay out (the forkserver preload stays small)."""
+    probe = (
+        "import sys\n"
+        "import globus_compute.endpoint.engines.worker, globus_compute.endpoint.execution\n"
+        "heavy = ('agent', 'transport', 'main', 'claim_policy', 'config', 'engines.parsl_engine')\n"
+        "print([m for m in heavy if 'globus_compute.endpoint.' + m in sys.modules])\n"
+        "import globus_compute.endpoint as ep\n"
+        "assert ep.Agent.__module__ == 'globus_compute.endpoint.agent', ep.Agent\n"
+        "assert sorted(ep.__all__) == sorted(n for n in dir(ep) if n in ep.__all__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "[]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from globus_compute import environments
+from globus_compute.client import environments
 
 
 @pytest.fixture(autouse=True)

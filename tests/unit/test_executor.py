@@ -8,12 +8,18 @@ import time
 import uuid
 
 import pytest
-from tests.support.fake_client import FakeClient, HTTPError
 
-from globus_compute._task_settings import TaskSettings
-from globus_compute.errors import ResultPollingError, SerializationError, TaskExecutionFailed
-from globus_compute.executor import Executor
-from globus_compute.future import ComputeFuture
+from globus_compute.client.task_table import TaskOutcome
+from globus_compute.errors import (
+    ExecutorShutdown,
+    InvalidServiceResponse,
+    ResultPollingError,
+    SerializationError,
+    TaskExecutionFailed,
+)
+from globus_compute.executor import Executor, settings
+from globus_compute.executor.future import ComputeFuture
+from tests.support.fake_client import FakeClient, HTTPError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -34,9 +40,15 @@ def client():
     return FakeClient()
 
 
+def compute_threads() -> set[threading.Thread]:
+    """The live background threads of Executors (submitters and pollers)."""
+    return {t for t in threading.enumerate() if t.name.startswith("GlobusCompute")}
+
+
 @pytest.fixture
 def make_executor(client):
     made = []
+    before = compute_threads()
 
     def make(**kwargs):
         kwargs.setdefault("endpoint_id", EP)
@@ -52,9 +64,7 @@ def make_executor(client):
     client.auto_finish = True
     client.submit_gate = None
     client.finish()  # whatever a test left pending, so the pollers can end
-    for ex in made:
-        ex._join_threads(10)
-        assert not ex._submitter.thread.is_alive()
+    wait_until(lambda: not compute_threads() - before)
 
 
 def wait_until(predicate, timeout=10.0):
@@ -168,21 +178,6 @@ def test_tasks_accumulate_while_a_send_is_in_flight_and_split_by_count(make_exec
     assert [len(b) for b in client.batches] == [1, 3, 3, 1]
 
 
-def test_batches_split_by_request_size(make_executor, client):
-    client.submit_gate = threading.Event()
-    ex = make_executor(batch_interval=0.05)
-    first = ex.submit(double, "x")
-    assert client.submit_started.wait(10)
-    one = len(client.fx_serializer.serialize((("y" * 1000),)))
-    ex._submitter.max_request_chars = 3 * one  # about three 1000-char payloads per request
-    rest = [ex.submit(double, "y" * 1000) for _ in range(6)]
-    client.submit_gate.set()
-    assert all(f.result() == "y" * 2000 for f in rest)
-    assert first.result() == "xx"
-    assert max(len(b) for b in client.batches[1:]) < 6
-    assert sum(len(b) for b in client.batches) == 7
-
-
 def test_tasks_queued_during_a_send_wait_batch_interval_for_company(make_executor, client):
     client.submit_gate = threading.Event()
     ex = make_executor(batch_interval=0.3)
@@ -215,6 +210,40 @@ def test_failed_batch_fails_only_its_futures(make_executor, client):
         bad.result()
     assert ex.submit(double, 2).result() == 4
     assert ex.progress().failed == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (["not", "an", "object"], "not a JSON object"),
+        ({"request_id": "r7", "tasks": {}}, "accepted 0 of 1 task"),
+    ],
+)
+def test_unusable_submit_answer_fails_its_batch_with_invalid_service_response(
+    make_executor, client, answer, message
+):
+    client.submit_answers.append(answer)
+    ex = make_executor()
+    bad = ex.submit(double, 1)
+    with pytest.raises(InvalidServiceResponse, match=message):
+        bad.result(timeout=10)
+    assert ex.submit(double, 2).result(timeout=10) == 4  # the submitter goes on
+    assert ex.progress().failed == 1
+
+
+def test_undeserializable_result_fails_the_future_instead_of_resolving_to_none(
+    make_executor, client
+):
+    """Regression: an outcome with status "success" whose result could not be deserialized
+    resolved its future to None (the poller looked at the status, not the exception)."""
+    client.auto_finish = False
+    ex = make_executor()
+    fut = ex.submit(double, 1)
+    wait_until(lambda: fut.task_id is not None)
+    error = SerializationError("Result Object Deserialization: boom")
+    client.set_outcome(fut.task_id, TaskOutcome("success", False, exception=error))
+    with pytest.raises(SerializationError, match="boom"):
+        fut.result(timeout=10)
 
 
 def test_task_failure_is_task_execution_failed(make_executor):
@@ -264,36 +293,26 @@ def test_transient_poll_errors_are_retried(make_executor, client):
     assert ex.submit(double, 5).result() == 10
 
 
-def test_many_pending_tasks_are_polled_in_chunks(make_executor, client):
-    client.auto_finish = False
-    ex = make_executor()
-    ex._poll_settings["chunk_size"] = 4
-    futures = [ex.submit(double, i) for i in range(10)]
-    wait_until(lambda: ex.task_count_submitted == 10)
-    client.finish()
-    assert [f.result() for f in futures] == [2 * i for i in range(10)]
-    assert max(len(ids) for ids, _ in client.poll_calls) <= 4
-
-
 # -- shutdown --------------------------------------------------------------------------------
 
 
 def test_submit_after_shutdown_raises(make_executor):
     ex = make_executor()
     ex.shutdown()
-    with pytest.raises(RuntimeError, match="shutdown"):
+    with pytest.raises(ExecutorShutdown, match="shutdown") as info:
         ex.submit(double, 1)
+    assert isinstance(info.value, RuntimeError)  # what the stdlib executors raise
 
 
 def test_shutdown_is_idempotent_and_joins_threads(make_executor):
+    before = compute_threads()
     ex = make_executor()
     fut = ex.submit(double, 1)
     ex.shutdown()
     ex.shutdown()
     ex.shutdown(wait=False)
     assert fut.result(timeout=0) == 2
-    assert not ex._submitter.thread.is_alive()
-    assert all(not p.thread.is_alive() for p in ex._pollers)
+    assert not compute_threads() - before  # the submitter and every poller have ended
 
 
 def test_shutdown_wait_blocks_until_results_arrive(make_executor, client):
@@ -403,7 +422,7 @@ def test_reload_tasks_from_a_new_executor(make_executor, client):
 
 
 def test_reload_tasks_needs_a_task_group(make_executor, client, monkeypatch):
-    monkeypatch.setattr(TaskSettings, "_default_task_group_id", None)
+    monkeypatch.setattr(settings, "_default_task_group_id", None)
     ex = make_executor()
     with pytest.raises(ValueError, match="task_group_id"):
         ex.reload_tasks()

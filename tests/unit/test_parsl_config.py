@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("yaml")
 
 from globus_compute.endpoint.config import (  # noqa: E402
-    EndpointConfigError,
     build_parsl_executor,
     build_provider,
     load_endpoint_config,
     parse_endpoint_config,
     scaling_options,
 )
+from globus_compute.errors import EndpointConfigError  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

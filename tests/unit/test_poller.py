@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.fake_client import FakeClient, HTTPError
 
-from globus_compute._poller import ResultPoller
-from globus_compute._rate_limit import BurstLimiter
 from globus_compute.errors import ResultPollingError
-from globus_compute.future import ComputeFuture
+from globus_compute.executor.burst_limiter import BurstLimiter
+from globus_compute.executor.future import ComputeFuture
+from globus_compute.executor.poller import PollSettings, ResultPoller
+from tests.support.fake_client import FakeClient, HTTPError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -39,7 +39,7 @@ def make_poller(client, **kw):
     kw.setdefault("loopback", True)
     kw.setdefault("min_interval_s", 0.001)
     kw.setdefault("max_interval_s", 0.01)
-    return ResultPoller(client, **kw)
+    return ResultPoller(client, PollSettings(**kw))
 
 
 def test_results_are_set_and_table_emptied():
@@ -135,9 +135,44 @@ def test_cancelled_future_is_left_alone():
     assert fut.cancelled()
 
 
+def test_many_pending_tasks_are_polled_in_chunks():
+    client = FakeClient(auto_finish=False)
+    poller = make_poller(client, chunk_size=4, long_poll_s=0.01)
+    pairs = submitted(client, 10)
+    poller.watch(pairs)
+    client.finish()
+    assert [f.result(timeout=10) for _, f in pairs] == [i + 1 for i in range(10)]
+    assert max(len(ids) for ids, _ in client.poll_calls) <= 4
+    poller.close_when_idle()
+    poller.join(10)
+
+
+def test_poll_settings_are_clamped_to_sensible_values():
+    settings = PollSettings(loopback=False, chunk_size=0, min_interval_s=2.0, max_interval_s=1.0)
+    assert (settings.chunk_size, settings.max_interval_s, settings.max_failures) == (1, 2.0, 8)
+    assert PollSettings(loopback=True, max_failures=0).max_failures == 1
+    loop = PollSettings.for_service(True, 16, long_poll_s=1, min_interval_s=1, max_interval_s=2)
+    remote = PollSettings.for_service(False, 16, long_poll_s=1, min_interval_s=1, max_interval_s=2)
+    assert (loop.chunk_size, remote.chunk_size) == (1024, 16)
+
+
+def test_failed_polls_are_retried_after_backoff_pauses():
+    client = FakeClient(auto_finish=False)
+    client.poll_errors.extend(ConnectionError(f"down {i}") for i in range(2))
+    poller = make_poller(client, min_interval_s=0.001, max_interval_s=0.002)
+    assert poller.settings.retry_backoff.max_s == 0.002
+    pairs = submitted(client, 1)
+    poller.watch(pairs)
+    client.finish()
+    assert pairs[0][1].result(timeout=10) == 1
+    assert len(client.poll_calls) >= 3  # two failures, then the answer
+    poller.close_when_idle()
+    poller.join(10)
+
+
 def test_remote_interval_backs_off_while_idle_and_resets_on_activity():
     client = FakeClient(auto_finish=False)
-    poller = ResultPoller(client, loopback=False, min_interval_s=0.01, max_interval_s=0.04)
+    poller = make_poller(client, loopback=False, min_interval_s=0.01, max_interval_s=0.04)
     assert poller._pause(0.0) == 0.0
     poller._activity = True  # what watch() does when new tasks arrive
     poller._wake.set()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from globus_compute.batch import Batch, pack_task_payload
+from globus_compute.client.batch import Batch, pack_task_payload
 from globus_compute.errors import SerializationError
 from globus_compute.serialize import (
     ComputeSerializer,

@@ -285,6 +285,42 @@ def test_report_results_refuses_malformed_results_and_stores_none(
     assert _status(ctx, alice, tid) == "running" and _notified(ctx) == []
 
 
+def test_a_result_that_is_not_unicode_fails_only_its_own_task(ctx: ServiceContext) -> None:
+    """Regression (issue 14, item 5): one task's exception text with a lone surrogate made the
+    service refuse the whole batch, and the agent failed every task in it."""
+    alice, fid, eid = _setup(ctx)
+    ok, bad_text, bad_value = tasks.submit(
+        ctx, alice, eid, {"tasks": {fid: ["a", "b", "c"]}}
+    ).tasks[fid]
+    _claim(ctx, alice, eid)
+    body = {
+        "results": [
+            {"task_id": ok, "status": "success", "result": "00\nx\n", "completion_t": "1"},
+            {
+                "task_id": bad_text,
+                "status": "failed",
+                "exception": "ValueError: bad \ud800\n",
+                "completion_t": "2",
+                "details": {"os": "\udfff"},
+            },
+            {
+                "task_id": bad_value,
+                "status": "success",
+                "result": "11\n\ud800",
+                "completion_t": "3",
+            },
+        ]
+    }
+    assert agent.report_results(ctx, alice, eid, body) == (3, 0)
+    docs = ctx.store.tasks.task_documents(alice.id, [ok, bad_text, bad_value])
+    assert docs[ok]["result"] == "00\nx\n"
+    assert docs[bad_text]["exception"].startswith("ValueError: bad \\ud800\n")
+    assert "not valid Unicode" in docs[bad_text]["exception"]
+    assert "details" not in docs[bad_text]
+    assert docs[bad_value]["status"] == "failed"
+    assert "cannot store" in docs[bad_value]["exception"]
+
+
 def test_batch_status_wait_is_woken_by_a_reported_result(ctx: ServiceContext) -> None:
     alice, fid, eid = _setup(ctx)
     (tid,) = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["p"]}}).tasks[fid]
@@ -306,25 +342,56 @@ def test_batch_status_wait_is_woken_by_a_reported_result(ctx: ServiceContext) ->
 # -- registration, heartbeat, deletion, expiry -----------------------------------------------
 
 
-def test_register_again_releases_held_tasks_and_wakes_both_sides(ctx: ServiceContext) -> None:
+def _start_agent(ctx: ServiceContext, user: User, eid: str) -> agent.HeartbeatReply:
+    """The first heartbeat of a new agent process."""
+    return agent.heartbeat(ctx, user, eid, {"status": {}, "held": [], "phase": "starting"})
+
+
+def test_a_new_agent_process_releases_held_tasks_and_wakes_both_sides(
+    ctx: ServiceContext,
+) -> None:
     alice, fid, eid = _setup(ctx, metadata={"max_retries_on_system_failure": 1})
     (tid,) = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["p"]}}).tasks[fid]
     _claim(ctx, alice, eid)
     _notified(ctx).clear()
-    metadata = {"max_retries_on_system_failure": 1}
     # A new agent process: the task it never finished is queued again (one retry allowed) ...
-    assert endpoints.register_endpoint(ctx, alice, "ep", metadata=metadata) == eid
+    _start_agent(ctx, alice, eid)
     assert _status(ctx, alice, tid) == "waiting-for-ep"
     assert _notified(ctx) == [("endpoint", eid)]
     (again,) = _claim(ctx, alice, eid)
     assert again["attempt"] == 2
     _notified(ctx).clear()
     # ... and after its last attempt it fails, and its waiters are woken.
-    endpoints.register_endpoint(ctx, alice, "ep", metadata=metadata)
+    _start_agent(ctx, alice, eid)
     doc = ctx.store.tasks.task_documents(alice.id, [tid])[tid]
     assert doc["status"] == "failed"
     assert "EndpointLost" in doc["exception"] and "was restarted" in doc["exception"]
     assert _notified(ctx) == [("task", tid)]
+
+
+def test_registering_again_takes_no_task_and_keeps_what_it_leaves_out(
+    ctx: ServiceContext,
+) -> None:
+    """Regression (issue 14, items 3 and 4): an owner's update failed every task its running
+    agent held, and the agent's registration reset the owner's settings."""
+    alice, fid, eid = _setup(ctx, metadata={"max_retries_on_system_failure": 2})
+    (tid,) = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["p"]}}).tasks[fid]
+    _claim(ctx, alice, eid)
+    _notified(ctx).clear()
+    update = {"display_name": "Mine", "public": True, "allowed_functions": [fid]}
+    assert endpoints.register_endpoint(ctx, alice, "ep", endpoint_id=eid, **update) == eid
+    assert _status(ctx, alice, tid) == "running"
+    assert _notified(ctx) == []
+    # The agent registers again (as at each start): metadata only.
+    endpoints.register_endpoint(ctx, alice, "ep", metadata={"hostname": "h"})
+    ep = ctx.store.endpoints.get_endpoint(eid)
+    assert ep is not None
+    assert (ep.display_name, ep.public, ep.allowed_functions) == ("Mine", True, [fid])
+    assert ep.metadata == {"hostname": "h"}
+    assert _status(ctx, alice, tid) == "running"
+    # The retry setting is kept when the metadata does not say (two retries: requeued).
+    _start_agent(ctx, alice, eid)
+    assert _status(ctx, alice, tid) == "waiting-for-ep"
 
 
 @pytest.mark.parametrize("retries", [-1, 1001, True, "3", 2.0])
@@ -332,7 +399,7 @@ def test_register_ignores_retry_settings_out_of_range(ctx: ServiceContext, retri
     alice, fid, eid = _setup(ctx, metadata={"max_retries_on_system_failure": retries})
     (tid,) = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["p"]}}).tasks[fid]
     _claim(ctx, alice, eid)
-    endpoints.register_endpoint(ctx, alice, "ep")
+    _start_agent(ctx, alice, eid)
     assert _status(ctx, alice, tid) == "failed"  # no retry: the setting counted as 0
 
 
@@ -359,19 +426,86 @@ def test_heartbeat_renews_held_leases_and_reports_the_stop_flag(ctx: ServiceCont
     kept, lost = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["a", "b"]}}).tasks[fid]
     _claim(ctx, alice, eid)
     ctx.store.database.connection.execute("UPDATE tasks SET lease_expiry = 0")
-    assert (
-        agent.heartbeat(ctx, alice, eid, {"status": {"total_workers": 1}, "held": [kept]}) is False
-    )
+    reply = agent.heartbeat(ctx, alice, eid, {"status": {"total_workers": 1}, "held": [kept]})
+    assert reply == agent.HeartbeatReply(stop=False, drop=[])
     assert endpoints.endpoint_status(ctx, alice, eid).details["total_workers"] == 1
     _notified(ctx).clear()
     assert sweep.release_expired_leases(ctx) == ([], {eid: [lost]})
     assert _notified(ctx) == [("endpoint", eid)]
     assert (_status(ctx, alice, kept), _status(ctx, alice, lost)) == ("running", "waiting-for-ep")
     endpoints.lock_endpoint(ctx, alice, eid)
-    assert agent.heartbeat(ctx, alice, eid, {"status": {}}) is True
-    with pytest.raises(ApiError) as refused:
-        agent.heartbeat(ctx, alice, eid, {"status": [], "held": [kept]})
-    assert refused.value.status == 422
+    assert agent.heartbeat(ctx, alice, eid, {"status": {}}).stop is True
+    assert _start_agent(ctx, alice, eid).stop is False  # a new agent process clears the flag
+    for body in ({"status": [], "held": [kept]}, {"status": {}, "phase": "paused"}):
+        with pytest.raises(ApiError) as refused:
+            agent.heartbeat(ctx, alice, eid, body)
+        assert refused.value.status == 422
+
+
+def test_heartbeat_tells_the_agent_to_drop_held_tasks_already_resolved(
+    ctx: ServiceContext,
+) -> None:
+    """Regression (issue 14, item 9): an agent frozen past its lease ran, once thawed, the
+    tasks the service had already failed with EndpointLost."""
+    alice, fid, eid = _setup(ctx, metadata={"max_retries_on_system_failure": 0})
+    submitted = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["a", "b", "c"]}})
+    failed, requeued, running = submitted.tasks[fid]
+    _claim(ctx, alice, eid)
+    db = ctx.store.database.connection
+    db.execute("UPDATE tasks SET status = 'failed', exception = 'x' WHERE id = ?", (failed,))
+    db.execute("UPDATE tasks SET status = 'waiting-for-ep' WHERE id = ?", (requeued,))
+    unknown = "00000000-0000-0000-0000-000000000000"
+    held = [failed, requeued, running, unknown]
+    reply = agent.heartbeat(ctx, alice, eid, {"status": {}, "held": held})
+    # The re-queued task has not run again: the agent may still run it; its result counts.
+    assert reply.drop == [failed, unknown]
+
+
+def test_goodbye_makes_the_endpoint_offline_and_hands_back_what_it_held(
+    ctx: ServiceContext,
+) -> None:
+    alice, fid, eid = _setup(ctx, metadata={"max_retries_on_system_failure": 0})
+    kept, abandoned = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["a", "b"]}}).tasks[fid]
+    _claim(ctx, alice, eid)
+    agent.heartbeat(ctx, alice, eid, {"status": {}, "held": [kept, abandoned]})
+    assert endpoints.endpoint_status(ctx, alice, eid).online
+    _notified(ctx).clear()
+    agent.heartbeat(ctx, alice, eid, {"status": {}, "held": [abandoned], "phase": "stopping"})
+    status = endpoints.endpoint_status(ctx, alice, eid)
+    assert not status.online and status.last_heartbeat is not None
+    doc = ctx.store.tasks.task_documents(alice.id, [abandoned])[abandoned]
+    assert "EndpointLost" in doc["exception"] and "was stopped" in doc["exception"]
+    assert _notified(ctx) == [("task", abandoned)]
+    assert _status(ctx, alice, kept) == "running"  # not listed: its lease runs out as usual
+
+
+def test_a_result_for_a_requeued_task_not_yet_rerun_counts(ctx: ServiceContext) -> None:
+    """The agent finished the task; its lease was released meanwhile (re-queued, one retry
+    allowed) and nobody ran it again: the late result resolves it, and it runs no more."""
+    alice, fid, eid = _setup(ctx, metadata={"max_retries_on_system_failure": 1})
+    (tid,) = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["p"]}}).tasks[fid]
+    _claim(ctx, alice, eid)
+    ctx.store.database.connection.execute("UPDATE tasks SET lease_expiry = 0")
+    ctx.store.database.connection.execute("UPDATE endpoints SET last_heartbeat = 0")
+    assert sweep.release_expired_leases(ctx) == ([], {eid: [tid]})
+    result = {"task_id": tid, "status": "success", "result": "00\nx\n", "completion_t": "1"}
+    assert agent.report_results(ctx, alice, eid, {"results": [result]}) == (1, 0)
+    assert _status(ctx, alice, tid) == "success"
+    assert _claim(ctx, alice, eid) == []
+
+
+def test_service_start_renews_every_lease(ctx: ServiceContext) -> None:
+    """Regression (issue 14, item 1): a service down longer than the lease failed every
+    running task at its restart, blaming the endpoints for its own outage."""
+    alice, fid, eid = _setup(ctx)
+    (tid,) = tasks.submit(ctx, alice, eid, {"tasks": {fid: ["p"]}}).tasks[fid]
+    _claim(ctx, alice, eid)
+    db = ctx.store.database.connection
+    db.execute("UPDATE tasks SET lease_expiry = 0")
+    db.execute("UPDATE endpoints SET last_heartbeat = 0")  # silent since long before the outage
+    assert sweep.restart_lease_clocks(ctx) == 1
+    assert sweep.release_expired_leases(ctx) == ([], {})
+    assert _status(ctx, alice, tid) == "running"
 
 
 def test_delete_endpoint_fails_its_unfinished_tasks_and_wakes_their_waiters(

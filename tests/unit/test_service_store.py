@@ -202,7 +202,10 @@ def test_heartbeat_renews_leases_and_reports_stop(store: Store) -> None:
     assert store.leases.expire_leases(lease_s=30) == ([], {})
     store.endpoints.lock_endpoint(eid)
     assert _heartbeat(store, eid, lease_s=60) is True
-    store.endpoints.register_endpoint(alice, "ep")  # re-registration clears the stop flag
+    store.endpoints.register_endpoint(alice, "ep")  # an update leaves the stop flag alone ...
+    assert _heartbeat(store, eid, lease_s=60) is True
+    # ... a new agent process's first heartbeat clears it.
+    assert store.endpoints.record_heartbeat(eid, {}, starting=True) is False
     assert _heartbeat(store, eid, lease_s=60) is False
 
 

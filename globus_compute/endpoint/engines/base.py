@@ -14,26 +14,33 @@ Rules every engine keeps:
   thread-safe; it may be called from any engine thread.
 - A task whose executor died (worker process, node, pilot job) is re-run while its attempts stay
   within ``1 + max_retries_on_system_failure`` (counting the service's ``attempt`` number), and
-  otherwise fails with ``WorkerLost`` text (see :func:`lost_task_text`).
-- ``shutdown`` is idempotent and joins every thread and process the engine started. Tasks still
-  running are abandoned; their leases expire at the service, which re-queues or fails them.
+  otherwise fails with ``WorkerLost`` text (:func:`~globus_compute.protocol.results.lost_task_text`
+  of the :func:`~globus_compute.protocol.results.worker_lost_reason` of each attempt).
+- A task a worker process ran counts as run when that process dies, whether it died while
+  running the task or after finishing it with the result not yet sent: the engine never runs
+  it again beyond the budget above, so with ``max_retries_on_system_failure=0`` a task runs at
+  most once (a finished task whose result died with its worker fails with ``WorkerLost`` text
+  saying so).
+- While ``EngineContext.leases_current()`` is False (the agent has not heard from the service
+  for a lease: the service may have given its tasks away), no task starts; tasks the service
+  has already resolved are then taken back with :meth:`Engine.drop` before they start.
+- Every result document is built by :mod:`globus_compute.protocol.results`.
+- The engine's state follows :class:`~globus_compute.endpoint.lifecycle.Lifecycle`: ``start``
+  once, ``submit`` only while running, ``shutdown`` from any state (also after a ``start`` that
+  failed halfway) is idempotent and joins every thread and process the engine started. Tasks
+  still running are abandoned; their leases expire at the service, which re-queues or fails them.
 """
 
 from __future__ import annotations
 
 import abc
-import signal
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
-from globus_compute.errors import WorkerLost
 
 #: How results leave an engine: one call per batch.
 ResultSink = Callable[[list[TaskResult]], None]
-
-_ENGINE_FAILURE_TOP = "+" * 68
-_ENGINE_FAILURE_BOTTOM = "-" * 68
 
 
 @dataclass(frozen=True)
@@ -45,18 +52,23 @@ class EngineContext:
         result_sink: Called with each batch of finished results.
         max_retries_on_system_failure: Extra runs allowed for a task lost with its worker (the
             reference endpoint's setting name); 0 fails it on the first loss.
+        leases_current: Whether the agent's leases are known to run; while False no task may
+            start (checked before each start, or each chunk of starts).
     """
 
     endpoint_id: str
     result_sink: ResultSink
     max_retries_on_system_failure: int = 0
+    leases_current: Callable[[], bool] = lambda: True
 
 
 class Engine(abc.ABC):
     """Runs claimed tasks somewhere and reports their results in batches.
 
     Lifecycle: construct (configuration only; no threads or processes) -> ``start(context)``
-    once -> any number of ``submit``/``status`` calls from any thread -> ``shutdown()``.
+    once -> any number of ``submit``/``status`` calls from any thread -> ``shutdown()``, kept
+    by a :class:`~globus_compute.endpoint.lifecycle.Lifecycle` so that every engine raises the
+    same errors for misuse.
     """
 
     #: The name the agent's ``--engine`` option selects this engine by.
@@ -67,7 +79,8 @@ class Engine(abc.ABC):
         """Start workers and result delivery.
 
         Raises:
-            RuntimeError: If called twice or after ``shutdown``.
+            RuntimeError: If called twice or after ``shutdown``. Any other exception means the
+                start failed halfway; ``shutdown`` then stops whatever was started.
         """
 
     @abc.abstractmethod
@@ -95,42 +108,19 @@ class Engine(abc.ABC):
         """
         return self.status()["total_workers"]
 
+    def drop(self, task_ids: Collection[str]) -> int:
+        """Forget submitted tasks that have not started; returns how many were dropped.
+
+        The service has already resolved them (no result is expected), so they produce no
+        result and leave ``outstanding_tasks``. Tasks already running, or unknown, are left
+        alone. The default drops nothing: an engine that hands tasks on at once (to Parsl's
+        interchange, say) cannot take them back.
+        """
+        return 0
+
     @abc.abstractmethod
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop workers and threads, waiting up to about ``timeout`` seconds; idempotent."""
-
-
-def lost_task_text(failures: list[str]) -> str:
-    """The failure text of a task whose worker died on every allowed attempt.
-
-    Engine-level failures are framed by a line of 68 ``+`` and one of 68 ``-``, one block per
-    attempt, as the reference endpoint reports them, so users can tell them apart from their own
-    tracebacks.
-    """
-    blocks = []
-    for number, reason in enumerate(failures, start=1):
-        label = "final attempt" if number == len(failures) and number > 1 else str(number)
-        header = f"Traceback from attempt: {label}\n" if len(failures) > 1 else ""
-        blocks.append(f"{_ENGINE_FAILURE_TOP}\n{header}{reason}\n{_ENGINE_FAILURE_BOTTOM}\n")
-    return "".join(blocks)
-
-
-def worker_lost_reason(task_id: str, worker: str, exitcode: int | None) -> str:
-    """``repr`` of the WorkerLost raised for a task whose worker process died under it."""
-    if exitcode is None:
-        how = "with an unknown exit status"
-    elif exitcode < 0:
-        how = f"from signal {_signal_name(-exitcode)}"
-    else:
-        how = f"with exit code {exitcode}"
-    return repr(WorkerLost(f"{worker} died {how} while running task {task_id}"))
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return f"{signal.Signals(signum).name} ({signum})"
-    except ValueError:
-        return str(signum)
 
 
 def attempts_allowed(task: ClaimedTask, max_retries_on_system_failure: int) -> int:

@@ -24,9 +24,11 @@ from a template; this engine serves its single owner and fails such tasks with a
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import queue
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -38,19 +40,16 @@ from typing import TYPE_CHECKING, Any
 
 import parsl  # noqa: F401  (an optional extra: fail here, at engine selection, if missing)
 
-from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
 from globus_compute.endpoint.config import (
     EndpointConfig,
     build_parsl_executor,
     load_endpoint_config,
     scaling_options,
 )
-from globus_compute.endpoint.engines.base import (
-    Engine,
-    EngineContext,
-    attempts_allowed,
-    lost_task_text,
-)
+from globus_compute.endpoint.engines.base import Engine, EngineContext, attempts_allowed
+from globus_compute.endpoint.lifecycle import Lifecycle, State
+from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
+from globus_compute.protocol.results import failed_result, lost_task_text
 
 if TYPE_CHECKING:
     from parsl.executors import HighThroughputExecutor
@@ -68,6 +67,9 @@ STATUS_MAX_AGE_S = 0.5
 LINGER_S = 0.002
 #: How long the results thread waits for a result before re-checking its stop event.
 IDLE_WAIT_S = 0.2
+
+#: The commands HTEX runs by name (see :func:`put_parsl_scripts_on_path`).
+PARSL_SCRIPTS = ("interchange.py", "process_worker_pool.py")
 
 #: Import path HTEX workers call for each task (Parsl's ``task_executor`` context key).
 WORKER_ENTRY = f"{__name__}.run_in_htex_worker"
@@ -134,11 +136,11 @@ class ParslEngine(Engine):
         self._poller: JobStatusPoller | None = None
         self._context: EngineContext | None = None
         self._max_retries = 0
-        self._state = "new"
-        self._lock = threading.Lock()  # guards the counters, losses and HTEX submission
+        self._lifecycle = Lifecycle("the parsl engine")
+        self._lock = threading.Lock()  # guards the lifecycle, counters, losses, HTEX submission
         self._outstanding = 0
         self._losses: dict[str, list[str]] = {}
-        self._done: queue.SimpleQueue[tuple[ClaimedTask, Future | None, TaskResult | None]]
+        self._done: queue.SimpleQueue[tuple[ClaimedTask, Future[Any] | None, TaskResult | None]]
         self._done = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -148,9 +150,7 @@ class ParslEngine(Engine):
 
     def start(self, context: EngineContext) -> None:
         with self._lock:
-            if self._state != "new":
-                raise RuntimeError(f"the parsl engine cannot start: it is {self._state}")
-            self._state = "starting"
+            self._lifecycle.begin_start()
         from parsl.jobs.job_status_poller import JobStatusPoller
 
         self._context = context
@@ -168,7 +168,8 @@ class ParslEngine(Engine):
         script_dir.mkdir(exist_ok=True)
         provider: Any = htex.provider
         provider.script_dir = str(script_dir)
-        htex.start()
+        put_parsl_scripts_on_path()
+        htex.start()  # type: ignore[no-untyped-call]
         self._htex = htex
         # The poller's first round scales out init_blocks at once; later rounds follow the
         # strategy between min_blocks and max_blocks.
@@ -177,13 +178,12 @@ class ParslEngine(Engine):
         self._thread = threading.Thread(target=self._results_loop, name="parsl-engine-results")
         self._thread.start()
         with self._lock:
-            self._state = "running"
+            self._lifecycle.started()
         log.info("parsl engine started: %s, run dir %s", type(htex).__name__, self._run_dir)
 
     def submit(self, tasks: list[ClaimedTask]) -> None:
         with self._lock:
-            if self._state != "running":
-                raise RuntimeError(f"the parsl engine is not running (it is {self._state})")
+            self._lifecycle.require_running()
             self._outstanding += len(tasks)
         for task in tasks:
             refusal = self._refusal(task)
@@ -196,7 +196,7 @@ class ParslEngine(Engine):
         """Parsl's view: connected workers, tasks held by managers, blocks."""
         with self._lock:
             outstanding = self._outstanding
-            htex = self._htex if self._state == "running" else None
+            htex = self._htex if self._lifecycle.running else None
         if htex is None:
             return {
                 "total_workers": 0,
@@ -219,7 +219,7 @@ class ParslEngine(Engine):
         blocks scaled in), the workers of one block the provider starts on demand: only claimed
         tasks make Parsl's strategy submit a block."""
         with self._lock:
-            htex = self._htex if self._state == "running" else None
+            htex = self._htex if self._lifecycle.running else None
         if htex is None:
             return 0
         return self._manager_view(htex)[0] or self._on_demand_workers(htex)
@@ -262,10 +262,8 @@ class ParslEngine(Engine):
 
     def shutdown(self, timeout: float = 10.0) -> None:
         with self._lock:
-            if self._state in ("new", "stopped"):
-                self._state = "stopped"
+            if self._lifecycle.stop() in (State.NEW, State.STOPPED):
                 return
-            self._state = "stopped"
         self._stop.set()
         if self._poller is not None:
             try:
@@ -350,7 +348,7 @@ class ParslEngine(Engine):
             if batch:
                 self._deliver(batch)
 
-    def _settle(self, task: ClaimedTask, future: Future) -> TaskResult | None:
+    def _settle(self, task: ClaimedTask, future: Future[Any]) -> TaskResult | None:
         """The result of a finished HTEX future, or None if the task was sent again."""
         exc = future.exception()
         if exc is None:
@@ -387,13 +385,24 @@ class ParslEngine(Engine):
 
     def _failed(self, task: ClaimedTask, text: str) -> TaskResult:
         endpoint_id = self._context.endpoint_id if self._context else ""
-        return {
-            "task_id": task["task_id"],
-            "status": "failed",
-            "exception": text,
-            "completion_t": str(time.time()),
-            "details": {"endpoint_id": endpoint_id},
-        }
+        return failed_result(task["task_id"], text, {"endpoint_id": endpoint_id})
+
+
+def put_parsl_scripts_on_path() -> None:
+    """Make HTEX's commands (``interchange.py``, ``process_worker_pool.py``) findable.
+
+    HTEX starts them by name from ``PATH``, which holds them only while their virtual
+    environment is activated. When they are not found there but sit next to this Python (an
+    agent started as ``/path/to/venv/bin/python -m globus_compute.endpoint``), that directory is
+    put first on this process's ``PATH``, which the interchange and locally started worker
+    pools inherit.
+    """
+    bin_dir = os.path.dirname(sys.executable)
+    if shutil.which(PARSL_SCRIPTS[0]) is not None:
+        return
+    if all(os.path.exists(os.path.join(bin_dir, script)) for script in PARSL_SCRIPTS):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)])
+        log.info("Parsl's scripts are not on PATH; using those in %s", bin_dir)
 
 
 def _exception_line(exc: BaseException) -> str:

@@ -7,8 +7,9 @@
                         │ requeue tasks of a dead worker                              │ batches
     result_sink ◄── [results thread] ◄── result batch ◄── result pipe ◄──────────────┘
                         ▲
-                        └── worker i's process sentinel: died -> fail/retry the task it was
-                            running (shared-memory index), requeue the rest, start a new worker
+                        └── worker i's process sentinel: died -> results it had not sent
+                            are read from its shared block; the task it died in (shared-memory
+                            index) fails or retries; the rest are requeued; a new worker starts
 
 Why two threads: a send blocks while a worker's task pipe is full, and the worker only reads it
 after its results are drained, so the thread that drains results must never be the one that
@@ -17,6 +18,20 @@ sends. The dispatch thread never holds the lock while sending.
 How much each worker holds: enough queued work for about :data:`QUEUED_WORK_S` seconds, learned
 from measured task durations (no-op tasks travel in chunks of hundreds, one-second tasks one at
 a time so an idle worker is never stuck behind a busy one's queue).
+
+At most once: a worker sends the results of short tasks in batches, but keeps each one in a
+shared-memory block from the moment its task returns (``result_buffer.py``), so when it dies its
+finished tasks keep their results. A task it had started with no result anywhere (the one it
+died in) counts as one run lost with its worker: re-run only within ``1 +
+max_retries_on_system_failure`` runs, else failed with ``WorkerLost`` text. Only tasks it never
+started are requeued for free.
+
+While the agent's leases are in doubt (``EngineContext.leases_current``) no chunk is sent, and
+:meth:`ProcessEngine.drop` takes back queued tasks the service resolved; the few already sent to
+a worker (at most :data:`QUEUED_WORK_S` of work) still run.
+
+Every worker is tied to the agent (see ``worker.py``) and dies with it; :meth:`shutdown` asks
+all workers to exit, waits for them together, then terminates and kills what is left.
 """
 
 from __future__ import annotations
@@ -28,19 +43,17 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from globus_compute.endpoint.engines.base import Engine, EngineContext, attempts_allowed
+from globus_compute.endpoint.engines.result_buffer import ResultBuffer, decode_records
+from globus_compute.endpoint.engines.worker import NOTHING_STARTED, last_started, worker_main
+from globus_compute.endpoint.lifecycle import Lifecycle, State
 from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
-from globus_compute.endpoint.engines.base import (
-    Engine,
-    EngineContext,
-    attempts_allowed,
-    lost_task_text,
-    worker_lost_reason,
-)
-from globus_compute.endpoint.engines.worker import worker_main
+from globus_compute.protocol.results import failed_result, lost_task_text, worker_lost_reason
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +65,10 @@ MIN_PREFETCH, MAX_PREFETCH = 1, 256
 INITIAL_TASK_S = 0.001
 #: How long the threads sleep between checks of their stop event when nothing happens.
 IDLE_WAIT_S = 0.5
+#: How often the dispatch thread re-checks leases in doubt.
+LEASE_POLL_S = 0.05
+#: After ``terminate()``, how long a worker may take before it is killed.
+TERMINATE_GRACE_S = 1.0
 
 
 class _WorkerSlot:
@@ -64,6 +81,10 @@ class _WorkerSlot:
         self.task_conn: Connection | None = None
         self.result_conn: Connection | None = None
         self.running: Any = None
+        #: The engine's end of the worker's lifeline pipe (the worker dies when it closes).
+        self.lifeline: Connection | None = None
+        #: Results the worker finished and has not sent yet (read once it died).
+        self.unsent: ResultBuffer | None = None
         #: seq -> task, in the order sent; a worker runs its chunks in that order.
         self.assigned: dict[int, ClaimedTask] = {}
         self.next_seq = 0
@@ -107,20 +128,19 @@ class ProcessEngine(Engine):
         self._task_s = INITIAL_TASK_S
         self._wake_r, self._wake_w = self._mp.Pipe(duplex=False)
         self._threads: list[threading.Thread] = []
-        self._started = False
-        self._shut_down = False
+        self._lifecycle = Lifecycle("the process engine")
 
     # --- Engine interface -------------------------------------------------------------------
 
     def start(self, context: EngineContext) -> None:
         with self._lock:
-            if self._started or self._shut_down:
-                raise RuntimeError("a ProcessEngine can be started once")
-            self._started = True
+            self._lifecycle.begin_start()
             self._context = context
         if self._mp.get_start_method() == "forkserver":
             self._mp.set_forkserver_preload(["globus_compute.endpoint.execution"])
-        self._slots = [self._start_worker(i, 0) for i in range(self.workers)]
+        for index in range(self.workers):
+            # One at a time, so a start that fails halfway leaves shutdown the ones it started.
+            self._slots.append(self._start_worker(index, 0))
         for target, name in (
             (self._dispatch_loop, "engine-process-dispatch"),
             (self._results_loop, "engine-process-results"),
@@ -128,14 +148,27 @@ class ProcessEngine(Engine):
             thread = threading.Thread(target=target, name=name)
             thread.start()
             self._threads.append(thread)
+        with self._lock:
+            self._lifecycle.started()
 
     def submit(self, tasks: list[ClaimedTask]) -> None:
         with self._lock:
-            if not self._started or self._shut_down:
-                raise RuntimeError("the engine is not running")
+            self._lifecycle.require_running()
             self._pending.extend(tasks)
             self._outstanding += len(tasks)
             self._work_ready.notify()
+
+    def drop(self, task_ids: Collection[str]) -> int:
+        """Take back queued tasks not yet sent to a worker; see :meth:`Engine.drop`."""
+        doomed = set(task_ids)
+        with self._lock:
+            kept = [task for task in self._pending if task["task_id"] not in doomed]
+            dropped = len(self._pending) - len(kept)
+            self._pending = deque(kept)
+            self._outstanding -= dropped
+            for task_id in doomed:
+                self._losses.pop(task_id, None)
+        return dropped
 
     def status(self) -> WorkerStatus:
         with self._lock:
@@ -150,16 +183,14 @@ class ProcessEngine(Engine):
 
     def shutdown(self, timeout: float = 10.0) -> None:
         with self._lock:
-            if self._shut_down:
+            if self._lifecycle.stop() is State.STOPPED:
                 return
-            self._shut_down = True
             self._stop.set()
             self._work_ready.notify_all()
         self._wake_w.send_bytes(b"x")
         for thread in self._threads:
-            thread.join(timeout)
-        for slot in self._slots:
-            self._stop_worker(slot, timeout)
+            thread.join(max(timeout, IDLE_WAIT_S + 1.0))
+        self._stop_workers(self._slots, timeout)
         self._wake_r.close()
         self._wake_w.close()
 
@@ -170,44 +201,70 @@ class ProcessEngine(Engine):
         slot = _WorkerSlot(index, generation)
         task_recv, slot.task_conn = self._mp.Pipe(duplex=False)
         slot.result_conn, result_send = self._mp.Pipe(duplex=False)
-        slot.running = self._mp.RawValue("q", -1)
+        lifeline_recv, slot.lifeline = self._mp.Pipe(duplex=False)
+        slot.running = self._mp.RawValue("q", NOTHING_STARTED)
+        slot.unsent = ResultBuffer.allocate(self._mp)
         slot.process = self._mp.Process(
             target=worker_main,
-            args=(task_recv, result_send, slot.running, self._context.endpoint_id),
+            args=(
+                task_recv,
+                result_send,
+                slot.running,
+                self._context.endpoint_id,
+                slot.unsent,
+                lifeline_recv,
+                self._mp.get_start_method() == "forkserver",
+            ),
             name=f"compute-worker-{index}",
         )
         slot.process.start()
         # The child holds its own copies; closing ours lets each side see EOF when the other dies.
         task_recv.close()
         result_send.close()
+        lifeline_recv.close()
         return slot
 
-    def _stop_worker(self, slot: _WorkerSlot, timeout: float) -> None:
-        assert slot.process is not None and slot.result_conn is not None
-        if slot.task_conn is not None:
-            try:
-                slot.task_conn.send(None)
-            except OSError:
-                log.debug("%s was already gone at shutdown", slot.label)
-        slot.process.join(timeout)
-        if slot.process.is_alive():
+    def _stop_workers(self, slots: list[_WorkerSlot], timeout: float) -> None:
+        """Ask every worker to exit, wait for all of them together for up to ``timeout``, then
+        terminate (and kill) the rest."""
+        for slot in slots:
+            if slot.task_conn is not None:
+                try:
+                    slot.task_conn.send(None)
+                except OSError:
+                    log.debug("%s was already gone at shutdown", slot.label)
+        deadline = time.monotonic() + timeout
+        for slot in slots:
+            assert slot.process is not None
+            slot.process.join(max(0.0, deadline - time.monotonic()))
+        left = [slot for slot in slots if slot.process and slot.process.is_alive()]
+        for slot in left:
+            assert slot.process is not None
+            log.warning("%s still running at shutdown; terminating it", slot.label)
             slot.process.terminate()
-            slot.process.join(1.0)
-        if slot.process.is_alive():
-            slot.process.kill()
-            slot.process.join()
-        if slot.task_conn is not None:
-            slot.task_conn.close()
-        slot.result_conn.close()
+        deadline = time.monotonic() + TERMINATE_GRACE_S
+        for slot in left:
+            assert slot.process is not None
+            slot.process.join(max(0.0, deadline - time.monotonic()))
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join()
+        for slot in slots:
+            for conn in (slot.task_conn, slot.result_conn, slot.lifeline):
+                if conn is not None:
+                    conn.close()
 
     # --- dispatch thread --------------------------------------------------------------------
 
     def _dispatch_loop(self) -> None:
+        assert self._context is not None
+        leases_current = self._context.leases_current
         while not self._stop.is_set():
             with self._work_ready:
-                sends = self._plan_chunks()
+                current = leases_current()
+                sends = self._plan_chunks() if current else []
                 if not sends:
-                    self._work_ready.wait(IDLE_WAIT_S)
+                    self._work_ready.wait(IDLE_WAIT_S if current else LEASE_POLL_S)
                     continue
             for slot, chunk in sends:
                 with slot.send_lock:
@@ -281,7 +338,7 @@ class ProcessEngine(Engine):
     def _receive(self, slot: _WorkerSlot, delivered: list[TaskResult]) -> None:
         assert slot.result_conn is not None
         try:
-            batch = slot.result_conn.recv()
+            batch = decode_records(slot.result_conn.recv_bytes())
         except (EOFError, OSError):
             return  # the sentinel reports the death
         self._accept(slot, batch, delivered)
@@ -306,41 +363,51 @@ class ProcessEngine(Engine):
             self._work_ready.notify()
 
     def _handle_death(self, slot: _WorkerSlot, delivered: list[TaskResult]) -> None:
-        """Keep the results the worker sent, fail or retry its running task, requeue the rest."""
+        """Keep every result the worker finished (sent, or still in its shared block); a task
+        it started with no result (the one it died in) fails or retries; the rest requeue."""
         assert slot.process is not None and slot.result_conn is not None
         while True:
             try:
                 if not slot.result_conn.poll():
                     break
-                self._accept(slot, slot.result_conn.recv(), delivered)
+                self._accept(slot, decode_records(slot.result_conn.recv_bytes()), delivered)
             except Exception:
-                break  # a batch cut short by the death; its tasks are requeued below
+                break  # a message cut short by the death; its records are in the block
+        if slot.unsent is not None:
+            self._accept(slot, slot.unsent.unsent(), delivered)
         slot.process.join(1.0)
         exitcode = slot.process.exitcode
-        running_seq = slot.running.value
+        started_seq, still_running = last_started(slot.running.value)
         assert self._context is not None
         retries = self._context.max_retries_on_system_failure
         with self._lock:
             slot.dead = True
             requeue: list[ClaimedTask] = []
+            lost = 0
             for seq, task in slot.assigned.items():
-                if seq != running_seq:
-                    # Never started, or finished with its result unsent: run it again.
-                    requeue.append(task)
+                if seq > started_seq:
+                    requeue.append(task)  # never started: nothing ran
                     continue
+                finished = seq < started_seq or not still_running
+                reason = worker_lost_reason(
+                    task["task_id"], slot.label, exitcode, finished=finished
+                )
                 losses = self._losses.setdefault(task["task_id"], [])
-                losses.append(worker_lost_reason(task["task_id"], slot.label, exitcode))
+                losses.append(reason)
                 if len(losses) < attempts_allowed(task, retries):
                     requeue.append(task)
                 else:
                     delivered.append(self._lost_result(task, self._losses.pop(task["task_id"])))
                     self._outstanding -= 1
+                    lost += 1
             slot.assigned.clear()
             self._pending.extendleft(reversed(requeue))
             log.warning(
-                "%s exited (code %s); requeued %d tasks, starting a replacement",
+                "%s exited (code %s); %d started task(s) failed, %d requeued; starting a "
+                "replacement",
                 slot.label,
                 exitcode,
+                lost,
                 len(requeue),
             )
         with slot.send_lock:
@@ -348,6 +415,9 @@ class ProcessEngine(Engine):
                 slot.task_conn.close()
                 slot.task_conn = None
         slot.result_conn.close()
+        if slot.lifeline is not None:
+            slot.lifeline.close()
+            slot.lifeline = None
         if self._stop.is_set():
             return
         replacement = self._start_worker(slot.index, slot.generation + 1)
@@ -357,10 +427,5 @@ class ProcessEngine(Engine):
 
     def _lost_result(self, task: ClaimedTask, losses: list[str]) -> TaskResult:
         assert self._context is not None
-        return {
-            "task_id": task["task_id"],
-            "status": "failed",
-            "exception": lost_task_text(losses),
-            "completion_t": str(time.time()),
-            "details": {"endpoint_id": self._context.endpoint_id},
-        }
+        details = {"endpoint_id": self._context.endpoint_id}
+        return failed_result(task["task_id"], lost_task_text(losses), details)

@@ -1,8 +1,11 @@
-"""Endpoints: register (or re-register), list, status, stop (lock) and delete.
+"""Endpoints: register (or update), list, status, stop (lock) and delete.
 
-The same owner and ``endpoint_name`` always get the same endpoint id; registering again means a
-new agent process took over, so tasks the old one held are released (re-queued or failed) in
-the same transaction. Deleting an endpoint fails its unfinished tasks.
+The same owner and ``endpoint_name`` always get the same endpoint id. A registration of an
+existing endpoint is an update of the settings it gives, nothing more: what it leaves out is
+kept (the owner's ``public``, ``allowed_functions`` and ``display_name`` survive the agent's own
+registration at every start), and it takes no task from the running agent. Only a new agent
+process's first heartbeat (``actions/agent.py``) releases what an earlier one held. Deleting an
+endpoint fails its unfinished tasks.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from globus_compute.protocol.ids import canonical_uuid
 from globus_compute.service.actions.lookup import owned_endpoint, path_uuid, visible_endpoint
 from globus_compute.service.context import ServiceContext
 from globus_compute.service.errors import conflict, forbidden, invalid
-from globus_compute.service.records import EndpointRecord, LeaseRelease, User
+from globus_compute.service.records import EndpointRecord, User
 from globus_compute.service.store import NameConflict
 
 log = logging.getLogger(__name__)
@@ -37,10 +40,12 @@ EMPTY_STATUS: WorkerStatus = {
 
 @dataclass(frozen=True)
 class EndpointStatus:
-    """Whether an endpoint is online, and its agent's last worker status if so."""
+    """Whether an endpoint is online, its agent's last worker status if so, and when its
+    agent was last heard from (a heartbeat or its goodbye; None if never)."""
 
     online: bool
     details: dict[str, Any]
+    last_heartbeat: float | None = None
 
 
 def register_endpoint(
@@ -51,19 +56,21 @@ def register_endpoint(
     endpoint_id: str | None = None,
     display_name: str | None = None,
     metadata: dict[str, Any] | None = None,
-    public: bool = False,
+    public: bool | None = None,
     allowed_functions: list[str] | None = None,
 ) -> str:
-    """Create or re-register ``user``'s endpoint ``name`` and return its id.
+    """Create ``user``'s endpoint ``name``, or update the settings given; return its id.
 
-    Re-registration releases every task the previous agent process held and wakes whoever
-    waits on them.
+    Every setting left None keeps its stored value. Registering never releases a task: an
+    update while the agent runs leaves it everything it holds.
 
     Args:
         endpoint_id: The path id of ``PUT /v3/endpoints/{id}``; None for ``POST``.
         metadata: The agent's metadata; ``max_retries_on_system_failure`` in it sets how many
-            times a task lost with its endpoint is re-queued (0 when absent or out of range).
-        allowed_functions: Function ids the endpoint runs exclusively; None for any.
+            times a task lost with its endpoint is re-queued (0 when out of range; kept when
+            the metadata does not say).
+        allowed_functions: Function ids the endpoint runs exclusively; None keeps the stored
+            restriction (a new endpoint runs any function).
 
     Raises:
         ApiError: 404 for an ``endpoint_id`` that is not a UUID, 422 for an empty name or
@@ -79,31 +86,30 @@ def register_endpoint(
         allowed = [f for f in parsed if f is not None]
         if len(allowed) != len(parsed):
             raise invalid("allowed_functions must be function UUIDs")
-    metadata = metadata or {}
     try:
-        with ctx.store.database.transaction():
-            eid, existed = ctx.store.endpoints.register_endpoint(
-                user,
-                name,
-                endpoint_id=eid,
-                display_name=display_name,
-                metadata=metadata,
-                public=public,
-                allowed_functions=allowed,
-                max_retries=_max_retries(metadata),
-            )
-            release = ctx.store.leases.release_restarted(eid) if existed else LeaseRelease([], {})
+        eid, existed = ctx.store.endpoints.register_endpoint(
+            user,
+            name,
+            endpoint_id=eid,
+            display_name=display_name,
+            metadata=metadata,
+            public=public,
+            allowed_functions=allowed,
+            max_retries=_max_retries(metadata),
+        )
     except PermissionError as exc:
         raise forbidden(str(exc)) from None
     except NameConflict as exc:
         raise conflict(str(exc)) from None
-    ctx.notifier.notify_release(release)
-    log.info("%s registered endpoint %s (%s)", user.name, eid, name)
+    log.info("%s %s endpoint %s (%s)", user.name, "updated" if existed else "registered", eid, name)
     return eid
 
 
-def _max_retries(metadata: dict[str, Any]) -> int:
-    value = metadata.get("max_retries_on_system_failure", 0)
+def _max_retries(metadata: dict[str, Any] | None) -> int | None:
+    """The retry setting in an agent's metadata; None when the metadata does not say."""
+    if metadata is None or "max_retries_on_system_failure" not in metadata:
+        return None
+    value = metadata["max_retries_on_system_failure"]
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_RETRIES:
         return value
     return 0
@@ -117,11 +123,16 @@ def list_endpoints(
 
 
 def endpoint_status(ctx: ServiceContext, user: User, raw_id: str) -> EndpointStatus:
-    """Online while the agent heartbeated within the last ``lease_s`` seconds."""
+    """Online while the agent heartbeated within the last ``lease_s`` seconds and has not said
+    goodbye (a graceful stop makes it offline at once)."""
     ep = visible_endpoint(ctx, user, raw_id)
-    online = ep.last_heartbeat is not None and time.time() - ep.last_heartbeat < ctx.config.lease_s
+    online = (
+        ep.status is not None
+        and ep.last_heartbeat is not None
+        and time.time() - ep.last_heartbeat < ctx.config.lease_s
+    )
     details = {**EMPTY_STATUS, **(ep.status or {})} if online else dict(EMPTY_STATUS)
-    return EndpointStatus(online, details)
+    return EndpointStatus(online, details, ep.last_heartbeat)
 
 
 def lock_endpoint(ctx: ServiceContext, user: User, raw_id: str) -> tuple[str, float]:

@@ -1,9 +1,12 @@
 """What the service's background sweep does: release expired leases and purge old tasks.
 
 The app runs these every ``sweep_interval_s`` (leases) and ``purge_interval_s`` (purge); see
-``app.py``. A purge of hundreds of thousands of rows would hold the database for seconds, so
-it runs in slices of a few hundred rows, each its own transaction, as bulk work on the database
-thread: every request that arrives meanwhile is served before the next slice.
+``app.py``. Before its first sweep, a starting service gives every lease a fresh term
+(:func:`restart_lease_clocks`): heartbeats could not arrive while it was down, so an endpoint is
+not blamed for the service's own outage. A purge of hundreds of thousands of rows would hold the
+database for seconds, so it runs in slices of a few hundred rows, each its own transaction, as
+bulk work on the database thread: every request that arrives meanwhile is served before the
+next slice.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ log = logging.getLogger(__name__)
 #: Upper bound on the slices of one purge (of tasks, groups, or freed pages): with 500 rows a
 #: slice, ten million rows; whatever is left waits for the next purge.
 MAX_PURGE_SLICES = 20_000
+
+
+def restart_lease_clocks(ctx: ServiceContext) -> int:
+    """Give every running task ``lease_s`` from now; returns how many (the service started)."""
+    extended = ctx.store.leases.restart_clocks(ctx.config.lease_s)
+    if extended:
+        log.info("service started: %d lease(s) renewed for %.1f s", extended, ctx.config.lease_s)
+    return extended
 
 
 def release_expired_leases(ctx: ServiceContext) -> LeaseRelease:

@@ -1,4 +1,5 @@
-"""The private agent routes of ``protocol/agent.py``: heartbeat, claim (long poll), results.
+"""The private agent routes of ``protocol/agent.py``: heartbeat (with the agent's start and
+goodbye), claim (long poll), results.
 
 Only the endpoint's owner may act as its agent (``actions/agent.py``); anyone else gets 404.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from globus_compute.protocol.agent import AGENT_PREFIX, MAX_WAIT_S
+from globus_compute.protocol.agent import AGENT_PREFIX, MAX_WAIT_S, PHASE_STARTING, PHASE_STOPPING
 from globus_compute.protocol.states import TaskState
 from globus_compute.service.actions import agent
 from globus_compute.service.auth import CurrentUser
@@ -19,7 +20,11 @@ from globus_compute.service.openapi import UUID_SCHEMA, object_schema
 router = APIRouter(prefix=AGENT_PREFIX, tags=["agent"])
 
 _HEARTBEAT_SCHEMA = object_schema(
-    {"status": {"type": "object"}, "held": {"type": "array", "items": {"type": "string"}}},
+    {
+        "status": {"type": "object"},
+        "held": {"type": "array", "items": {"type": "string"}},
+        "phase": {"type": "string", "enum": [PHASE_STARTING, PHASE_STOPPING]},
+    },
     ["status"],
 )
 _CLAIM_SCHEMA = object_schema(
@@ -62,8 +67,8 @@ async def heartbeat(
     ctx: Ctx,
 ) -> Response:
     body = await json_object(request)
-    stop = await ctx.call(agent.heartbeat, user, endpoint_id, body)
-    return json_response({"lease_s": ctx.config.lease_s, "stop": stop})
+    reply = await ctx.call(agent.heartbeat, user, endpoint_id, body)
+    return json_response({"lease_s": ctx.config.lease_s, "stop": reply.stop, "drop": reply.drop})
 
 
 @router.post("/{endpoint_id}/claim", summary="Agent claims tasks", openapi_extra=_CLAIM_SCHEMA)
@@ -88,6 +93,6 @@ async def results(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    body = await json_object(request)
+    body = await json_object(request, lone_surrogates=True)
     accepted, ignored = await ctx.call(agent.report_results, user, endpoint_id, body)
     return json_response({"accepted": accepted, "ignored": ignored})

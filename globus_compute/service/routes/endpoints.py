@@ -1,7 +1,7 @@
 """Endpoint routes: register/update (v3), list, read, status, stop (lock), delete, allow-list.
 
-The rules (same owner and name, same id; re-registration releases what the old agent held) are
-``actions/endpoints.py``'s.
+The rules (same owner and name, same id; a registration updates only the settings it gives and
+takes no task from the running agent) are ``actions/endpoints.py``'s.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ async def _register(
         endpoint_id=endpoint_id,
         display_name=body.display_name,
         metadata=body.metadata,
-        public=bool(body.public),
+        public=body.public,
         allowed_functions=body.allowed_functions,
     )
     return json_response(
@@ -137,7 +137,13 @@ async def get_endpoint_status(
 ) -> Response:
     status = await ctx.call(endpoints.endpoint_status, user, endpoint_id)
     return json_response(
-        {"status": "online" if status.online else "offline", "details": status.details}
+        {
+            "status": "online" if status.online else "offline",
+            "details": status.details,
+            # Not in the reference document: when the agent was last heard from, so a client
+            # can say how long work has waited on an offline endpoint.
+            "last_heartbeat": status.last_heartbeat,
+        }
     )
 
 

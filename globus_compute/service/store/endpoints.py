@@ -1,7 +1,9 @@
 """Registered endpoints: who owns them, what they allow, and what their agents last reported.
 
 The same owner and name always map to the same endpoint id, so an agent restarted under its old
-name finds its endpoint (and its queued tasks) again.
+name finds its endpoint (and its queued tasks) again. Registering an existing endpoint updates
+only what the registration gives: the owner's ``public``, ``allowed_functions`` and
+``display_name`` survive an agent's registration, which sends none of them.
 """
 
 from __future__ import annotations
@@ -61,11 +63,14 @@ class EndpointStore:
         endpoint_id: str | None = None,
         display_name: str | None = None,
         metadata: dict[str, Any] | None = None,
-        public: bool = False,
+        public: bool | None = None,
         allowed_functions: list[str] | None = None,
-        max_retries: int = 0,
+        max_retries: int | None = None,
     ) -> tuple[str, bool]:
-        """Create an endpoint, or update it in place; a registration also clears its stop flag.
+        """Create an endpoint, or update the settings a registration gives.
+
+        Every keyword left None keeps what is stored (a new endpoint gets the defaults: no
+        display name, empty metadata, private, unrestricted, no retries).
 
         Args:
             endpoint_id: The id to register under (``PUT``); by default the id of ``owner``'s
@@ -79,8 +84,17 @@ class EndpointStore:
             NameConflict: ``endpoint_id`` is given but another endpoint of this owner has ``name``.
             PermissionError: ``endpoint_id`` belongs to another identity.
         """
-        metadata_json = json.dumps(metadata or {})
-        allowed = json.dumps(allowed_functions) if allowed_functions is not None else None
+        given: dict[str, Any] = {"name": name}
+        if display_name is not None:
+            given["display_name"] = display_name
+        if metadata is not None:
+            given["metadata"] = json.dumps(metadata)
+        if public is not None:
+            given["public"] = int(public)
+        if allowed_functions is not None:
+            given["allowed"] = json.dumps(allowed_functions)
+        if max_retries is not None:
+            given["max_retries"] = max_retries
         with self._database.transaction() as db:
             by_name = db.execute(
                 "SELECT id FROM endpoints WHERE owner = ? AND name = ?", (owner.id, name)
@@ -98,34 +112,18 @@ class EndpointStore:
                 endpoint_id = by_name[0] if by_name else str(uuid.uuid4())
                 existed = by_name is not None
             if existed:
+                # The column names come from the fixed keys above, never from the caller.
+                assignments = ", ".join(f"{column} = ?" for column in given)
                 db.execute(
-                    "UPDATE endpoints SET name=?, display_name=?, metadata=?, public=?, allowed=?, "
-                    "max_retries=?, stop=0 WHERE id=?",
-                    (
-                        name,
-                        display_name,
-                        metadata_json,
-                        int(public),
-                        allowed,
-                        max_retries,
-                        endpoint_id,
-                    ),
+                    f"UPDATE endpoints SET {assignments} WHERE id = ?",
+                    (*given.values(), endpoint_id),
                 )
             else:
+                row = {"id": endpoint_id, "owner": owner.id, "created": time.time(), **given}
                 db.execute(
-                    "INSERT INTO endpoints (id, owner, name, display_name, metadata, public, "
-                    "allowed, max_retries, created) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        endpoint_id,
-                        owner.id,
-                        name,
-                        display_name,
-                        metadata_json,
-                        int(public),
-                        allowed,
-                        max_retries,
-                        time.time(),
-                    ),
+                    f"INSERT INTO endpoints ({', '.join(row)}) VALUES "
+                    f"({', '.join('?' for _ in row)})",
+                    tuple(row.values()),
                 )
         return endpoint_id, existed
 
@@ -153,15 +151,32 @@ class EndpointStore:
         with self._database.transaction() as db:
             db.execute("UPDATE endpoints SET stop = 1 WHERE id = ?", (endpoint_id,))
 
-    def record_heartbeat(self, endpoint_id: str, status: dict[str, Any]) -> bool:
-        """Mark the endpoint alive now with its agent's ``status``; return its stop flag."""
+    def record_heartbeat(
+        self, endpoint_id: str, status: dict[str, Any], *, starting: bool = False
+    ) -> bool:
+        """Mark the endpoint alive now with its agent's ``status``; return its stop flag.
+
+        Args:
+            starting: The first heartbeat of a new agent process, which also clears a stop flag
+                left for the previous one.
+        """
+        clear_stop = ", stop = 0" if starting else ""
         with self._database.transaction() as db:
             # fetchall: a RETURNING statement must run to its end before the commit.
             rows = db.execute(
-                "UPDATE endpoints SET last_heartbeat = ?, status = ? WHERE id = ? RETURNING stop",
+                f"UPDATE endpoints SET last_heartbeat = ?, status = ?{clear_stop} WHERE id = ? "
+                "RETURNING stop",
                 (time.time(), json.dumps(status), endpoint_id),
             ).fetchall()
         return bool(rows and rows[0][0])
+
+    def record_goodbye(self, endpoint_id: str) -> None:
+        """The agent stopped: the endpoint is offline from now (its last sign of life)."""
+        with self._database.transaction() as db:
+            db.execute(
+                "UPDATE endpoints SET last_heartbeat = ?, status = NULL WHERE id = ?",
+                (time.time(), endpoint_id),
+            )
 
     def delete_endpoint(self, endpoint_id: str) -> None:
         """Forget the endpoint (its tasks stay, for their submitters to read)."""

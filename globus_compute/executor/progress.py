@@ -1,13 +1,17 @@
 """Counts of an Executor's tasks by stage, kept by every thread that moves a task along.
 
-``submit`` counts a task in, the submitter counts it sent (or failed, or cancelled), and the
-poller counts it done or failed. ``Executor.progress()`` reads a consistent snapshot.
+``submit`` counts a task in and queued, the submitter counts it taken from the queue and then
+sent (or failed, or cancelled), and the poller counts it done or failed. Every count sits behind
+one small lock of its own, so ``Executor.progress()`` reads a consistent snapshot without
+holding up any of those threads.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import NamedTuple
+
+__all__ = ["Progress", "TaskCounts"]
 
 
 class Progress(NamedTuple):
@@ -26,11 +30,24 @@ class TaskCounts:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.submitted = self.sent = self.done = self.failed = self.cancelled = 0
+        self.submitted = self.queued = self.sent = 0
+        self.done = self.failed = self.cancelled = 0
 
-    def add_submitted(self, n: int) -> None:
+    def add_queued(self, n: int) -> None:
+        """``n`` tasks were submitted and wait in the submit queue."""
         with self._lock:
             self.submitted += n
+            self.queued += n
+
+    def add_submitted(self, n: int) -> None:
+        """``n`` tasks were taken on without queueing (``reload_tasks``)."""
+        with self._lock:
+            self.submitted += n
+
+    def take_from_queue(self, n: int) -> None:
+        """``n`` queued tasks left the queue (to be sent, cancelled or failed)."""
+        with self._lock:
+            self.queued -= n
 
     def add_sent(self, n: int) -> None:
         with self._lock:
@@ -49,9 +66,11 @@ class TaskCounts:
             self.done += succeeded
             self.failed += failed
 
-    def snapshot(self, queued: int) -> Progress:
-        """The counts now, given how many tasks wait in the submit queue."""
+    def snapshot(self) -> Progress:
+        """The counts now."""
         with self._lock:
             resolved = self.done + self.failed + self.cancelled
-            running = max(0, self.submitted - queued - resolved)
-            return Progress(self.submitted, queued, running, self.done, self.failed, self.cancelled)
+            running = max(0, self.submitted - self.queued - resolved)
+            return Progress(
+                self.submitted, self.queued, running, self.done, self.failed, self.cancelled
+            )

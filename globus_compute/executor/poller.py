@@ -1,10 +1,10 @@
 """The Executor's result poller: ``POST /v2/batch_status`` for many pending tasks per request.
 
-One named thread per Executor owns a table ``task_id -> future`` of tasks the service has
-accepted. Each round it asks ``client.get_batch_result`` about a chunk of them, oldest first;
-ids still pending move to the back of the table, so every id is checked in turn however many
-there are. Resolved futures leave the table at once (no reference to a finished future or its
-result is kept).
+One named thread owns a table ``task_id -> future`` of tasks the service has accepted. Each
+round it asks ``client.get_task_outcomes`` about a chunk of them, oldest first; ids still
+pending move to the back of the table, so every id is checked in turn however many there are.
+Resolved futures leave the table at once (no reference to a finished future or its result is
+kept). The Executor's ``ResultWatcher`` (``watcher``) decides which poller is current.
 
 Pacing depends on where the service is:
 
@@ -17,10 +17,22 @@ Pacing depends on where the service is:
   ``min_interval_s``, stretch the interval by half each round that completes nothing, up to
   ``max_interval_s``, and reset it on any completion or new task.
 
-A failed request is retried with exponential backoff. 401/403, or ``max_failures`` failures in a
-row, end the poller: every future it owns gets ``ResultPollingError`` saying why, and later
-hand-offs go to a fresh poller. An id the service keeps omitting (expired, or never known) fails
-the same way after ``missing_limit`` polls and ``missing_grace_s`` seconds.
+A failed request is retried after a ``retry.Backoff`` pause (from ``min_interval_s``, doubling,
+up to ``max_interval_s``). 401/403, or ``max_failures`` failures in a row, end the poller: every
+future it owns gets ``ResultPollingError`` saying why, and the watcher hands later tasks to a
+fresh poller. An id the service keeps omitting (expired, or never known) fails the same way
+after ``missing_limit`` polls and ``missing_grace_s`` seconds. All of these knobs are one
+frozen :class:`PollSettings`.
+
+That is giving up. Dying is different: an exception escaping the loop is a defect, so the
+poller tells its watcher (``on_broken``, which breaks the Executor) and fails every future it
+owns with ``ExecutorBroken``. A result that cannot be deserialized is neither: the Client turns
+it into that one task's ``DeserializationError``, even when unpickling raised ``SystemExit``.
+
+The thread holds no reference to its Executor, only ``owner``, a weak one: once the Executor is
+collected, the poller resolves what it owns and then ends, as after ``close_when_idle``. An
+idle poller wakes every ``IDLE_CHECK_S`` to notice. No result stays referenced by the thread
+once its future is resolved.
 """
 
 from __future__ import annotations
@@ -30,61 +42,120 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import InvalidStateError
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from globus_compute._submitter import set_exception_quietly
-from globus_compute.errors import ResultPollingError
-from globus_compute.future import ComputeFuture
+from globus_compute.errors import ExecutorBroken, ResultPollingError
+from globus_compute.executor.future import ComputeFuture, fail_quietly, resolve
+from globus_compute.retry import Backoff
+
+if TYPE_CHECKING:
+    from globus_compute.client.task_table import TaskOutcome
+    from globus_compute.executor.client_protocol import ExecutorClient
 
 log = logging.getLogger(__name__)
+
+__all__ = ["PollSettings", "ResultPoller"]
 
 #: HTTP statuses that no retry will fix: the credentials are bad or lack permission.
 FATAL_HTTP_STATUSES = frozenset({401, 403})
 
+#: How often an idle poller wakes to see whether its Executor is still there.
+IDLE_CHECK_S = 1.0
 
-class ResultPoller:
-    """A named thread that resolves futures from the service's task documents.
+#: Task ids per poll of a loopback service: it answers from SQLite in one query, and a larger
+#: chunk means fewer requests when many tasks are in flight.
+LOOPBACK_CHUNK_SIZE = 1024
 
-    Args:
-        client: The Executor's ``Client`` (``get_batch_result(ids, wait=...)``).
+
+@dataclass(frozen=True)
+class PollSettings:
+    """How a result poller paces itself (see the module docstring); out-of-range values are
+    raised to the nearest sensible one.
+
+    Attributes:
         loopback: True for the embedded service (long-poll), False for a remote one.
-        chunk_size: Most task ids per request.
+        chunk_size: Most task ids per request (at least 1).
         long_poll_s: ``wait`` sent to a loopback service.
-        min_interval_s: First and shortest pause between remote polls.
-        max_interval_s: Longest pause between remote polls while nothing completes.
-        max_failures: Consecutive failed requests after which the poller gives up.
+        min_interval_s: First and shortest pause between remote polls; first retry pause.
+        max_interval_s: Longest pause between remote polls while nothing completes, and
+            between retries (at least ``min_interval_s``).
+        max_failures: Consecutive failed requests after which the poller gives up (at least 1).
         missing_limit: Polls an id may be omitted from answers before it fails...
         missing_grace_s: ...provided it has also been missing this long.
+    """
+
+    loopback: bool
+    chunk_size: int = 128
+    long_poll_s: float = 1.0
+    min_interval_s: float = 1.0
+    max_interval_s: float = 15.0
+    max_failures: int = 8
+    missing_limit: int = 3
+    missing_grace_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chunk_size", max(1, self.chunk_size))
+        object.__setattr__(self, "min_interval_s", max(0.0, self.min_interval_s))
+        object.__setattr__(self, "max_interval_s", max(self.min_interval_s, self.max_interval_s))
+        object.__setattr__(self, "max_failures", max(1, self.max_failures))
+
+    @classmethod
+    def for_service(
+        cls,
+        loopback: bool,
+        batch_size: int,
+        *,
+        long_poll_s: float,
+        min_interval_s: float,
+        max_interval_s: float,
+    ) -> PollSettings:
+        """An Executor's settings: loopback services get large chunks, remote ones
+        ``batch_size`` ids per request (one poll per submitted batch)."""
+        return cls(
+            loopback=loopback,
+            chunk_size=LOOPBACK_CHUNK_SIZE if loopback else batch_size,
+            long_poll_s=long_poll_s,
+            min_interval_s=min_interval_s,
+            max_interval_s=max_interval_s,
+        )
+
+    @property
+    def retry_backoff(self) -> Backoff:
+        """The pauses between retries of a failed poll."""
+        return Backoff(first_s=self.min_interval_s, max_s=self.max_interval_s)
+
+
+class ResultPoller:
+    """A named thread that resolves futures from the service's task outcomes.
+
+    Args:
+        client: The Executor's client (``get_task_outcomes(ids, wait=...)``).
+        settings: Pacing, chunking and patience.
         on_resolved: Called with ``(succeeded, failed)`` counts after each round.
+        on_broken: Called with the reason if the thread dies of a defect (before its futures
+            are failed).
+        owner: A weak reference to the Executor; None for a poller of no Executor.
+        clock: Monotonic clock (injectable for tests).
     """
 
     def __init__(
         self,
-        client: Any,
+        client: ExecutorClient[Any],
+        settings: PollSettings,
         *,
-        loopback: bool,
-        chunk_size: int = 128,
-        long_poll_s: float = 1.0,
-        min_interval_s: float = 1.0,
-        max_interval_s: float = 15.0,
-        max_failures: int = 8,
-        missing_limit: int = 3,
-        missing_grace_s: float = 60.0,
         on_resolved: Callable[[int, int], None] | None = None,
+        on_broken: Callable[[str], None] | None = None,
+        owner: Callable[[], object | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self.loopback = loopback
-        self.chunk_size = max(1, chunk_size)
-        self.long_poll_s = long_poll_s
-        self.min_interval_s = min_interval_s
-        self.max_interval_s = max(min_interval_s, max_interval_s)
-        self.max_failures = max(1, max_failures)
-        self.missing_limit = missing_limit
-        self.missing_grace_s = missing_grace_s
+        self.settings = settings
+        self._backoff = settings.retry_backoff
         self._on_resolved = on_resolved
+        self._on_broken = on_broken
+        self._owner = owner
         self._clock = clock
         self._lock = threading.Lock()
         self._pending: collections.OrderedDict[str, ComputeFuture] = collections.OrderedDict()
@@ -137,7 +208,8 @@ class ResultPoller:
         self._wake.set()
 
     def stop(self, reason: str) -> None:
-        """End now; futures still pending get ``ResultPollingError(reason)`` (interpreter exit)."""
+        """End now: futures still pending fail with ``ResultPollingError(reason)`` before this
+        returns, and a request in flight delivers nothing (interpreter exit, watcher shutdown)."""
         with self._lock:
             self._stop_reason = reason
             self._closing = True
@@ -145,17 +217,23 @@ class ResultPoller:
                 self._exited = True
         self._stop.set()
         self._wake.set()
-        if self.thread.ident is None:
-            self._fail_all(reason)
+        self._fail_all(reason)
 
     def join(self, timeout: float | None = None) -> None:
-        if self.thread.ident is not None:
+        """Wait for the thread, if it was started (and is not the caller: a done-callback)."""
+        if self.thread.ident is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        """True while the thread runs (or is about to run)."""
+        return self.thread.is_alive()
 
     # -- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        interval = self.min_interval_s
+        settings = self.settings
+        interval = settings.min_interval_s
         failures = 0
         try:
             while not self._stop.is_set():
@@ -165,66 +243,80 @@ class ResultPoller:
                         return
                     continue
                 try:
-                    answers = self._client.get_batch_result(ids, wait=self._wait_for(total))
+                    answers = self._client.get_task_outcomes(ids, wait=self._wait_for(total))
                 except Exception as exc:
                     failures += 1
                     reason = self._fatal_reason(exc, failures)
                     if reason is not None:
                         self._give_up(reason, exc)
                         return
-                    backoff = min(self.max_interval_s, self.min_interval_s * 2 ** (failures - 1))
+                    delay = self._backoff.delay(failures)
                     log.warning(
-                        "Polling %d task(s) failed (%r); retry in %.1fs", len(ids), exc, backoff
+                        "Polling %d task(s) failed (%r); retry in %.1fs", len(ids), exc, delay
                     )
-                    self._stop.wait(backoff)
+                    self._stop.wait(delay)
                     continue
                 failures = 0
                 resolved = self._apply(ids, answers)
-                if self.loopback:
+                del answers  # hold no result while waiting for the next round
+                if settings.loopback:
                     continue
                 interval = (
-                    self.min_interval_s if resolved else min(self.max_interval_s, interval * 1.5)
+                    settings.min_interval_s
+                    if resolved
+                    else min(settings.max_interval_s, interval * 1.5)
                 )
                 interval = self._pause(interval)
         except BaseException as exc:
             log.exception("Result poller thread failed")
-            self._give_up(f"the result poller thread failed: {exc!r}", exc)
+            self._die(f"The Executor's result poller thread failed: {exc!r}", exc)
             raise
         finally:
             with self._lock:
                 self._exited = True
-            self._fail_all(self._stop_reason)  # only non-empty after stop(); see _give_up
+            self._fail_all(self._stop_reason)  # only a hand-off that raced stop() is left
 
     def _next_chunk(self) -> tuple[list[str], int]:
         with self._lock:
-            return list(itertools.islice(self._pending, self.chunk_size)), len(self._pending)
+            chunk = list(itertools.islice(self._pending, self.settings.chunk_size))
+            return chunk, len(self._pending)
 
     def _idle_or_exit(self) -> bool:
         """Nothing to poll: end if closing, else sleep until new work or a stop arrives."""
         with self._lock:
-            if self._closing and not self._pending:
+            if (self._closing or self._orphaned()) and not self._pending:
                 self._exited = True
                 return True
-        self._wake.wait(30.0)
+        self._wake.wait(IDLE_CHECK_S)
         self._wake.clear()
         return False
 
+    def _orphaned(self) -> bool:
+        return self._owner is not None and self._owner() is None
+
     def _wait_for(self, total: int) -> float:
-        if not self.loopback:
+        settings = self.settings
+        if not settings.loopback:
             return 0.0
         # With several chunks, hold each only briefly so the rotation reaches every id.
-        return self.long_poll_s if total <= self.chunk_size else min(self.long_poll_s, 0.1)
+        if total <= settings.chunk_size:
+            return settings.long_poll_s
+        return min(settings.long_poll_s, 0.1)
 
     def _fatal_reason(self, exc: Exception, failures: int) -> str | None:
         status = getattr(exc, "http_status", None)
         if status in FATAL_HTTP_STATUSES:
             return f"the service refused to report results (HTTP {status}): {exc}"
-        if failures >= self.max_failures:
+        if failures >= self.settings.max_failures:
             return f"{failures} consecutive result requests failed; last error: {exc!r}"
         return None
 
     def _pause(self, interval: float) -> float:
-        """Sleep ``interval`` (remote pacing); new tasks shorten it to ``min_interval_s``."""
+        """Sleep ``interval`` (remote pacing); new tasks shorten it to ``min_interval_s``.
+
+        Returns:
+            The interval in force afterwards.
+        """
         start = self._clock()
         deadline = start + interval
         while not self._stop.is_set():
@@ -236,13 +328,13 @@ class ResultPoller:
             with self._lock:
                 activity, self._activity = self._activity, False
             if activity:
-                interval = self.min_interval_s
+                interval = self.settings.min_interval_s
                 deadline = min(deadline, start + interval)
         return interval
 
-    def _apply(self, ids: list[str], answers: dict[str, dict]) -> int:
+    def _apply(self, ids: list[str], answers: Mapping[str, TaskOutcome]) -> int:
         """Resolve the futures whose tasks finished; return how many."""
-        done: list[tuple[ComputeFuture, dict]] = []
+        done: list[tuple[ComputeFuture, TaskOutcome]] = []
         lost: list[tuple[ComputeFuture, str]] = []
         now = self._clock()
         with self._lock:
@@ -259,18 +351,18 @@ class ResultPoller:
                         self._pending.move_to_end(task_id)
                     continue
                 self._missing.pop(task_id, None)
-                if answer.get("pending", True) and not future.done():
+                if answer.pending and not future.done():
                     self._pending.move_to_end(task_id)
                     continue
                 del self._pending[task_id]
                 done.append((future, answer))
         succeeded = failed = 0
         for future, answer in done:
-            outcome = resolve_future(future, answer)
-            succeeded += outcome is True
-            failed += outcome is False
+            ok = resolve(future, answer)
+            succeeded += ok is True
+            failed += ok is False
         for future, task_id in lost:
-            set_exception_quietly(
+            fail_quietly(
                 future, ResultPollingError(f"task {task_id} is unknown to the Compute service")
             )
         failed += len(lost)
@@ -281,7 +373,8 @@ class ResultPoller:
     def _note_missing(self, task_id: str, now: float) -> bool:
         count, first = self._missing.get(task_id, (0, now))
         count += 1
-        if count >= self.missing_limit and now - first >= self.missing_grace_s:
+        settings = self.settings
+        if count >= settings.missing_limit and now - first >= settings.missing_grace_s:
             del self._missing[task_id]
             return True
         self._missing[task_id] = (count, first)
@@ -294,42 +387,31 @@ class ResultPoller:
             self._exited = True
         self._fail_all(reason, cause=exc)
 
-    def _fail_all(self, reason: str, cause: BaseException | None = None) -> None:
+    def _die(self, reason: str, exc: BaseException) -> None:
+        with self._lock:
+            self.failure = reason
+            self._exited = True
+        if self._on_broken is not None:
+            self._on_broken(reason)  # first, so no new work reaches this Executor meanwhile
+        self._fail_all(reason, cause=exc, error=ExecutorBroken)
+
+    def _fail_all(
+        self,
+        reason: str,
+        cause: BaseException | None = None,
+        error: type[ResultPollingError | ExecutorBroken] = ResultPollingError,
+    ) -> None:
         with self._lock:
             owned = list(self._pending.items())
             self._pending.clear()
             self._missing.clear()
+        failed = 0
         for task_id, future in owned:
-            err = ResultPollingError(
+            err = error(
                 f"{reason}. Task {task_id} was accepted by the service; fetch it later with "
                 "Executor.reload_tasks(task_group_id) or Client.get_result(task_id)."
             )
             err.__cause__ = cause
-            set_exception_quietly(future, err)
-        if owned and self._on_resolved is not None:
-            self._on_resolved(0, len(owned))
-
-
-def resolve_future(future: ComputeFuture, answer: dict[str, Any]) -> bool | None:
-    """Set a finished task's outcome on its future.
-
-    Args:
-        future: The task's future; left alone if already done (e.g. cancelled by the user).
-        answer: A finished entry from ``Client.get_batch_result``.
-
-    Returns:
-        True for a result, False for an exception, None if the future was already done.
-    """
-    if future.done():
-        return None
-    try:
-        if answer.get("status") == "success":
-            future.set_result(answer.get("result"))
-            return True
-        exc = answer.get("exception") or ResultPollingError(
-            f"task failed without a reason: {answer!r}"
-        )
-        future.set_exception(exc)
-        return False
-    except InvalidStateError:  # resolved concurrently
-        return None
+            failed += fail_quietly(future, err)
+        if failed and self._on_resolved is not None:
+            self._on_resolved(0, failed)

@@ -9,15 +9,19 @@ cancels what has not started. ``chunksize > 1`` groups calls into one task, as
 
 from __future__ import annotations
 
+import collections
 import itertools
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
-from globus_compute.future import ComputeFuture
+from globus_compute.executor.future import ComputeFuture
 
-__all__ = ["ordered_results", "progress_bar", "run_chunk", "with_bar"]
+__all__ = ["check_map_arguments", "ordered_results", "progress_bar", "run_chunk"]
+
+#: The executor ``map`` submits through (held weakly by the result generator).
+E = TypeVar("E")
 
 _CHUNK_RUNNER_SOURCE = """\
 def run_chunk(fn, chunk):
@@ -25,12 +29,15 @@ def run_chunk(fn, chunk):
 """
 
 
-def _build_chunk_runner() -> Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]:
+ChunkRunner = Callable[[Callable[..., Any], list[tuple[Any, ...]]], list[Any]]
+
+
+def _build_chunk_runner() -> ChunkRunner:
     # Defined from source under a module name nothing can import, so dill sends the function
     # by value: the endpoint needs neither globus_compute nor anything else installed for it.
     namespace: dict[str, Any] = {"__name__": "globus_compute_map_chunk"}
     exec(_CHUNK_RUNNER_SOURCE, namespace)
-    runner = namespace["run_chunk"]
+    runner: ChunkRunner = namespace["run_chunk"]
     runner.__doc__ = "Run one map() chunk: fn(*args) for each args tuple, results in order."
     return runner
 
@@ -40,43 +47,61 @@ run_chunk = _build_chunk_runner()
 
 
 def ordered_results(
-    executor: Any,
-    send: Callable[[Any, Any], ComputeFuture],
+    executor: E,
+    send: Callable[[E, Any], ComputeFuture],
     units: Iterator[Any],
     end_time: float | None,
     buffersize: int | None,
     chunked: bool,
+    bar: Any = None,
 ) -> Iterator[Any]:
     """Submit ``units`` (eagerly, or ``buffersize`` ahead) and return a generator of results.
 
     Submission errors raise from ``map`` itself, as with the stdlib executors. The generator
-    holds only a weak reference to the executor, so an abandoned iterator does not keep it alive.
+    holds only a weak reference to the executor, so an abandoned iterator does not keep it
+    alive, and no reference to a result it has handed out (bpo-14406): a future leaves the
+    generator when its result is taken, a chunk's results are popped one by one, and nothing
+    yielded stays bound to a local while the generator is suspended. ``bar`` (a tqdm bar)
+    counts each result as it is handed out and is closed when the iteration ends.
     """
     first = units if buffersize is None else itertools.islice(units, buffersize)
-    futures = [send(executor, unit) for unit in first]
-    futures.reverse()  # pop() from the end yields in submission order
+    futures = collections.deque(send(executor, unit) for unit in first)
     executor_ref = weakref.ref(executor)
+
+    def submit_one_more() -> None:
+        # A function of its own, so the executor and the unit are not locals of the
+        # generator while it is suspended.
+        ex = executor_ref()
+        unit = None if ex is None else next(units, None)
+        if ex is not None and unit is not None:
+            futures.append(send(ex, unit))
 
     def results() -> Iterator[Any]:
         try:
             while futures:
                 if buffersize is not None:
-                    ex = executor_ref()
-                    unit = next(units, None) if ex is not None else None
-                    if unit is not None:
-                        futures.insert(0, send(ex, unit))
-                future = futures.pop()
+                    submit_one_more()
                 remaining = None if end_time is None else end_time - time.monotonic()
-                value = _result_or_cancel(future, remaining)
                 if chunked:
-                    yield from value
+                    chunk = list(_result_or_cancel(futures.popleft(), remaining))
+                    chunk.reverse()
+                    while chunk:
+                        yield _counted(bar, chunk.pop())
                 else:
-                    yield value
+                    yield _counted(bar, _result_or_cancel(futures.popleft(), remaining))
         finally:
             for future in futures:
                 future.cancel()
+            if bar is not None:
+                bar.close()
 
     return results()
+
+
+def _counted(bar: Any, value: Any) -> Any:
+    if bar is not None:
+        bar.update(1)
+    return value
 
 
 def _result_or_cancel(future: ComputeFuture, timeout: float | None) -> Any:
@@ -84,6 +109,8 @@ def _result_or_cancel(future: ComputeFuture, timeout: float | None) -> Any:
         return future.result(timeout)
     finally:
         future.cancel()
+        # A TimeoutError's traceback keeps this frame, and with it the future, alive.
+        del future
 
 
 def check_map_arguments(chunksize: int, buffersize: int | None) -> None:
@@ -97,6 +124,11 @@ def check_map_arguments(chunksize: int, buffersize: int | None) -> None:
 
 
 def progress_bar(iterables: tuple[Iterable[Any], ...]) -> Any:
+    """A ``tqdm`` bar sized to the shortest iterable (unsized when any has no length).
+
+    Raises:
+        ImportError: tqdm is not installed; the message says how to install it.
+    """
     try:
         from tqdm import tqdm
     except ImportError as exc:
@@ -108,10 +140,3 @@ def progress_bar(iterables: tuple[Iterable[Any], ...]) -> Any:
     except TypeError:
         total = None
     return tqdm(total=total, unit="task")
-
-
-def with_bar(results: Iterator[Any], bar: Any) -> Iterator[Any]:
-    with bar:
-        for value in results:
-            bar.update(1)
-            yield value

@@ -3,7 +3,7 @@
 A task on the wire is a packed pair of serialized args and kwargs, filed under the id of a
 registered function; the function's code is stored once by the service and prepended there.
 The Executor serializes arguments in the caller's thread (so a bad argument fails that one
-``submit``) and files the packed payload with :meth:`Batch.add_payload`; ``Client`` users call
+``submit``) and files the packed payloads with :meth:`Batch.add_payloads`; ``Client`` users call
 :meth:`Batch.add` directly.
 """
 
@@ -15,11 +15,13 @@ import logging
 import platform
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import globus_sdk
 
+from globus_compute.protocol.ids import UuidLike, as_uuid, optional_uuid
+from globus_compute.protocol.task_buffer import pack_payload
 from globus_compute.serialize import (
     ComputeSerializer,
     Strategylike,
@@ -30,9 +32,7 @@ from globus_compute.version import REFERENCE_SDK_VERSION
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Batch", "pack_task_payload", "user_runtime"]
-
-UUIDLike = uuid.UUID | str
+__all__ = ["Batch", "pack_task_payload", "result_serializer_path", "user_runtime"]
 
 _default_serializer: ComputeSerializer | None = None
 _user_runtime: dict[str, Any] | None = None
@@ -60,7 +60,7 @@ def pack_task_payload(
         kwargs: Keyword arguments with ``str`` keys; None means ``{}``.
 
     Returns:
-        ``pack_buffers([serialize(args), serialize(kwargs)])``.
+        ``pack_payload(serialize(args), serialize(kwargs))``.
 
     Raises:
         TypeError: If ``args`` or ``kwargs`` has the wrong type, or a kwargs key is not a str.
@@ -80,7 +80,7 @@ def pack_task_payload(
                 raise TypeError(
                     f"kwargs: expected kwargs with `str` keys, got: {type(key).__name__}"
                 )
-    return serializer.pack_buffers([serializer.serialize(args), serializer.serialize(kwargs)])
+    return pack_payload(serializer.serialize(args), serializer.serialize(kwargs))
 
 
 def _collect_user_runtime() -> dict[str, Any]:
@@ -122,13 +122,16 @@ def user_runtime() -> dict[str, Any]:
     return copy.deepcopy(_user_runtime)
 
 
-def _as_uuid(value: UUIDLike) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+def result_serializer_path(strategy_like: Strategylike) -> str:
+    """The import path a ``result_serializers`` entry travels as.
 
+    A reference path is already what an endpoint imports: it is checked and sent as given (as
+    the reference Batch does). Anything else (our classes, instances, our paths) becomes a
+    reference path.
 
-def _wire_result_serializer(strategy_like: Strategylike) -> str:
-    # A reference path is already what an endpoint imports: send it as given (as the reference
-    # Batch does). Anything else (our classes, instances, our paths) becomes a reference path.
+    Raises:
+        SerdeError: Not a known serialization strategy.
+    """
     if isinstance(strategy_like, str) and strategy_like.startswith("globus_compute_sdk."):
         resolve_strategy(strategy_like)
         return strategy_like
@@ -155,7 +158,7 @@ class Batch:
 
     def __init__(
         self,
-        task_group_id: UUIDLike | None = None,
+        task_group_id: UuidLike | None = None,
         resource_specification: dict[str, Any] | None = None,
         user_endpoint_config: dict[str, Any] | None = None,
         request_queue: bool = False,
@@ -170,7 +173,7 @@ class Batch:
         self.request_queue = request_queue
         self.user_runtime = user_runtime
         self.result_serializers: list[str] | None = (
-            [_wire_result_serializer(s) for s in result_serializers] if result_serializers else None
+            [result_serializer_path(s) for s in result_serializers] if result_serializers else None
         )
         self.tasks: dict[uuid.UUID, list[str]] = {}
         self._serializer = _serializer_or_default(serializer)
@@ -181,8 +184,8 @@ class Batch:
         return self._task_group_id
 
     @task_group_id.setter
-    def task_group_id(self, value: UUIDLike | None) -> None:
-        self._task_group_id = _as_uuid(value) if value else None
+    def task_group_id(self, value: UuidLike | None) -> None:
+        self._task_group_id = optional_uuid(value, "task_group_id") if value else None
 
     def __len__(self) -> int:
         return sum(len(payloads) for payloads in self.tasks.values())
@@ -192,7 +195,7 @@ class Batch:
 
     def add(
         self,
-        function_id: UUIDLike,
+        function_id: UuidLike,
         args: tuple[Any, ...] | list[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -203,20 +206,30 @@ class Batch:
             TypeError: If ``args``/``kwargs`` have the wrong types (see :func:`pack_task_payload`).
             SerializationError: If an argument cannot be serialized.
         """
-        function_uuid = _as_uuid(function_id)
+        function_uuid = as_uuid(function_id, "function_id")
         payload = pack_task_payload(self._serializer, args, kwargs)
         self.tasks.setdefault(function_uuid, []).append(payload)
 
-    def add_payload(self, function_id: UUIDLike, payload: str) -> None:
+    def add_payload(self, function_id: UuidLike, payload: str) -> None:
         """Add a call whose arguments were already packed by :func:`pack_task_payload`.
 
         Raises:
             ValueError: If ``function_id`` is not a UUID.
             TypeError: If ``payload`` is not a str.
         """
-        if not isinstance(payload, str):
-            raise TypeError(f"payload: expected `str`, got: {type(payload).__name__}")
-        self.tasks.setdefault(_as_uuid(function_id), []).append(payload)
+        self.add_payloads(function_id, (payload,))
+
+    def add_payloads(self, function_id: UuidLike, payloads: Sequence[str]) -> None:
+        """Add several packed calls of one function (the Executor's submitter files a batch so).
+
+        Raises:
+            ValueError: If ``function_id`` is not a UUID.
+            TypeError: If a payload is not a str (nothing is added then).
+        """
+        for payload in payloads:
+            if not isinstance(payload, str):
+                raise TypeError(f"payload: expected `str`, got: {type(payload).__name__}")
+        self.tasks.setdefault(as_uuid(function_id, "function_id"), []).extend(payloads)
 
     def prepare(self) -> dict[str, Any]:
         """The JSON body for the submit route, keys in the reference order.

@@ -16,7 +16,6 @@ import inspect
 import logging
 import platform
 import re
-import uuid
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -24,8 +23,9 @@ from typing import Any
 import globus_sdk
 from globus_sdk.transport import RetryConfig
 
-from globus_compute import auth
+from globus_compute.client import auth
 from globus_compute.errors import VersionMismatch
+from globus_compute.protocol.ids import UuidLike, require_uuid
 from globus_compute.version import REFERENCE_SDK_VERSION, __version__
 
 log = logging.getLogger(__name__)
@@ -36,19 +36,6 @@ USER_AGENT = f"globus-compute-{__version__}/globus-compute-sdk-{REFERENCE_SDK_VE
 
 #: Statuses retried by the transport (globus-sdk's defaults, less 500; see the module doc).
 TRANSIENT_STATUS_CODES = (429, 502, 503, 504)
-
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-UuidLike = uuid.UUID | str
-
-
-def uuid_str(value: UuidLike, name: str) -> str:
-    """Canonical lowercase form of a UUID; a clear ValueError, before any request, otherwise."""
-    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
-        return value  # the common case (ids the service gave us): no UUID round trip
-    try:
-        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-    except ValueError:
-        raise ValueError(f"{name}: badly formed UUID {value!r}") from None
 
 
 def retry_config() -> RetryConfig:
@@ -151,9 +138,9 @@ def function_registration(
     if public:
         body["public"] = True
     if group:
-        body["group"] = uuid_str(group, "group")
+        body["group"] = require_uuid(group, "group")
     if ha_endpoint_id:
-        body["ha_endpoint_id"] = uuid_str(ha_endpoint_id, "ha_endpoint_id")
+        body["ha_endpoint_id"] = require_uuid(ha_endpoint_id, "ha_endpoint_id")
     return body
 
 

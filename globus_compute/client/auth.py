@@ -26,13 +26,14 @@ import globus_sdk
 from globus_sdk.scopes import ComputeScopes, Scope
 from globus_sdk.token_storage import SQLiteTokenStorage
 
-from globus_compute import environments, state_dir
+from globus_compute import state_dir
+from globus_compute.client import environments
+from globus_compute.errors import LocalTokenMissing
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
-    "LocalTokenMissing",
     "build_globus_app",
     "client_credentials",
     "compute_scopes",
@@ -48,20 +49,6 @@ CLIENT_ID_VARIABLE = "GLOBUS_COMPUTE_CLIENT_ID"
 CLIENT_SECRET_VARIABLE = "GLOBUS_COMPUTE_CLIENT_SECRET"
 SCOPE_VARIABLE = "GLOBUS_COMPUTE_SCOPE"
 STORAGE_FILENAME = "storage.db"
-
-
-class LocalTokenMissing(FileNotFoundError):
-    """``environment="local"`` was asked for, but no embedded service has written a token."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path)
-        self.path = path
-
-    def __str__(self) -> str:
-        return (
-            f"No token for the local Compute service at {self.path}. Start it with "
-            "`globus-compute-local up` (or pass authorizer=... / base_url=... explicitly)."
-        )
 
 
 def client_credentials() -> tuple[str | None, str | None]:

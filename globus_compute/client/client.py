@@ -1,8 +1,8 @@
 """``Client``: the documented Globus Compute REST client, over globus-sdk's Compute clients.
 
-Every REST call is made by ``globus_sdk.ComputeClientV2`` / ``ComputeClientV3`` (``_rest``), so
+Every REST call is made by ``globus_sdk.ComputeClientV2`` / ``ComputeClientV3`` (``rest``), so
 what goes on the wire is what the reference ``globus-compute-sdk`` sends. This module decides
-what to send and what the answers mean; ``_task_table`` parses task documents and caches the
+what to send and what the answers mean; ``task_table`` parses task documents and caches the
 finished ones, ``auth`` picks credentials, ``environments`` picks the URL.
 
 Threads: the Executor calls one Client from its submitter and poller threads at once, and a
@@ -27,12 +27,17 @@ import globus_sdk
 import orjson
 from globus_sdk.gare import to_gares
 
-from globus_compute import _rest, auth, environments
-from globus_compute._hardware_report import run_hardware_report
-from globus_compute._rest import UuidLike, uuid_str
-from globus_compute._task_table import DEFAULT_TASK_CACHE_SIZE, TaskEntry, TaskTable
-from globus_compute.batch import Batch, user_runtime
-from globus_compute.errors import TaskPending
+from globus_compute.client import auth, environments, rest
+from globus_compute.client.batch import Batch, user_runtime
+from globus_compute.client.hardware_report import run_hardware_report
+from globus_compute.client.task_table import (
+    DEFAULT_TASK_CACHE_SIZE,
+    TaskEntry,
+    TaskOutcome,
+    TaskTable,
+)
+from globus_compute.errors import InvalidServiceResponse, TaskPending
+from globus_compute.protocol.ids import UuidLike, require_uuid
 from globus_compute.serialize import ComputeSerializer, PureSourceTextInspect, pack_buffers
 from globus_compute.version import REFERENCE_SDK_VERSION
 
@@ -65,7 +70,7 @@ class Client:
 
     Raises:
         ValueError: ``app`` and ``authorizer`` together, or only half of the client credentials.
-        auth.LocalTokenMissing: Environment ``local`` with no app, authorizer or token file.
+        LocalTokenMissing: Environment ``local`` with no app, authorizer or token file.
     """
 
     def __init__(
@@ -88,7 +93,7 @@ class Client:
         self.environment = env
         self.service_url = environments.service_url(env, base_url)
         self.app, self.authorizer = auth.resolve_credentials(env, app, authorizer)
-        self._compute_web_client = _rest.ComputeWebClient(
+        self._compute_web_client = rest.ComputeWebClient(
             self.service_url, self.app, self.authorizer
         )
         self.fx_serializer = ComputeSerializer(
@@ -157,12 +162,12 @@ class Client:
             VersionMismatch: The service requires a newer SDK (or endpoint).
         """
         data = self._request(self._v2.get_version, service="all").data or {}
-        _rest.require_version(
+        rest.require_version(
             REFERENCE_SDK_VERSION, data.get("min_sdk_version"), "globus-compute-sdk"
         )
         if endpoint_version is not None:
             minimum = data.get("min_ep_version") or data.get("min_endpoint_version")
-            _rest.require_version(endpoint_version, minimum, "globus-compute-endpoint")
+            rest.require_version(endpoint_version, minimum, "globus-compute-endpoint")
 
     def logout(self) -> None:
         """Revoke and forget the app's stored tokens (an authorizer has none to forget)."""
@@ -196,13 +201,13 @@ class Client:
         serde_id = self.fx_serializer.code_serializer.identifier.strip()
         code = pack_buffers([self.fx_serializer.serialize(function)])
         if description is None:
-            description = _rest.docstring(function)
+            description = rest.docstring(function)
         return self._register(
-            _rest.function_registration(
+            rest.function_registration(
                 function.__name__,
                 code,
                 serialized=True,
-                meta=_rest.function_meta(serde_identifier=serde_id),
+                meta=rest.function_meta(serde_identifier=serde_id),
                 description=description,
                 public=public,
                 group=group,
@@ -226,11 +231,11 @@ class Client:
         ``metadata`` replaces the default ``{"python_version", "sdk_version"}``.
         """
         return self._register(
-            _rest.function_registration(
+            rest.function_registration(
                 function_name,
                 source,
                 serialized=False,
-                meta=metadata or _rest.function_meta(),
+                meta=metadata or rest.function_meta(),
                 description=description,
                 public=public,
                 group=group,
@@ -240,17 +245,23 @@ class Client:
 
     def get_function(self, function_id: UuidLike) -> dict[str, Any]:
         """The registered function's document (name, code, description, metadata)."""
-        return self._request(self._v2.get_function, uuid_str(function_id, "function_id")).data
+        return self._request(self._v2.get_function, require_uuid(function_id, "function_id")).data
 
     def delete_function(self, function_id: UuidLike) -> globus_sdk.GlobusHTTPResponse:
         """Delete a function; returns the raw response (``resp["result"]``), as the reference."""
-        return self._request(self._v2.delete_function, uuid_str(function_id, "function_id"))
+        return self._request(self._v2.delete_function, require_uuid(function_id, "function_id"))
 
     def _register(self, body: dict[str, Any]) -> str:
         log.info("Registering function: %s", body["function_name"])
         data = self._request(self._v3.register_function, body).data
-        _rest.warn_ha(data)
-        return data["function_uuid"]
+        rest.warn_ha(data)
+        function_id = data.get("function_uuid") if isinstance(data, dict) else None
+        if not isinstance(function_id, str):
+            raise InvalidServiceResponse(
+                f"The Compute service registered {body['function_name']!r} without answering "
+                f"its function_uuid: {data!r}"
+            )
+        return function_id
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -285,34 +296,46 @@ class Client:
         """
         if len(batch) == 0:
             raise ValueError("No tasks specified for batch run")
-        endpoint = uuid_str(endpoint_id, "endpoint_id")
+        endpoint = require_uuid(endpoint_id, "endpoint_id")
         data = self._request(self._v3.submit, endpoint, batch.prepare()).data
-        _rest.warn_ha(data)
+        rest.warn_ha(data)
         return data
 
     def run(self, *args: Any, endpoint_id: UuidLike, function_id: UuidLike, **kwargs: Any) -> str:
         """Run ``function(*args, **kwargs)`` as one task; returns its task id.
 
         Arguments are serialized before any request: a bad one raises SerializationError here.
+
+        Raises:
+            InvalidServiceResponse: The service's answer names no task for the function.
         """
         batch = self.create_batch()
         batch.add(function_id, args, kwargs)
-        tasks = self.batch_run(endpoint_id, batch)["tasks"]
-        return tasks[uuid_str(function_id, "function_id")][0]
+        answer = self.batch_run(endpoint_id, batch)
+        fid = require_uuid(function_id, "function_id")
+        try:
+            return str(answer["tasks"][fid][0])
+        except (KeyError, IndexError, TypeError) as exc:
+            raise InvalidServiceResponse(
+                f"The Compute service's submit answer lists no task for function {fid}: {answer!r}"
+            ) from exc
 
     def get_task(self, task_id: UuidLike) -> TaskEntry:
-        """The task's status entry (see ``_task_table``); finished tasks come from the cache.
+        """The task's status entry (see ``task_table``); finished tasks come from the cache.
 
         Raises:
             TaskExecutionFailed: The task failed (its remote traceback, or the service's reason).
         """
-        tid = uuid_str(task_id, "task_id")
-        entry = self._tasks.get(tid) or self._tasks.update(
-            tid, self._request(self._v2.get_task, tid).data
-        )
-        if "exception" in entry:
-            raise copy.copy(entry["exception"])  # a copy: re-raising one object piles up frames
-        return entry
+        outcome = self._outcome(require_uuid(task_id, "task_id"))
+        if outcome.exception is not None:
+            raise copy.copy(outcome.exception)  # a copy: re-raising one object piles up frames
+        return outcome.as_entry()
+
+    def _outcome(self, task_id: str) -> TaskOutcome:
+        cached = self._tasks.get(task_id)
+        if cached is not None:
+            return cached
+        return self._tasks.update(task_id, self._request(self._v2.get_task, task_id).data)
 
     def get_result(self, task_id: UuidLike, timeout: float | None = None) -> Any:
         """The task's result, optionally waiting for it.
@@ -329,16 +352,19 @@ class Client:
                 status.
             TaskExecutionFailed: The task failed.
         """
+        tid = require_uuid(task_id, "task_id")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            entry = self.get_task(task_id)
-            if not entry["pending"]:
-                return entry["result"]
+            outcome = self._outcome(tid)
+            if outcome.exception is not None:
+                raise copy.copy(outcome.exception)
+            if not outcome.pending:
+                return outcome.result
             remaining = 0.0 if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
-                raise TaskPending(entry["status"])
+                raise TaskPending(outcome.status)
             if environments.is_loopback_url(self.service_url):
-                self.get_batch_result([task_id], wait=min(remaining, MAX_LONG_POLL_S))
+                self.get_task_outcomes([tid], wait=min(remaining, MAX_LONG_POLL_S), remember=True)
             else:
                 time.sleep(min(remaining, REMOTE_RESULT_POLL_S))
 
@@ -356,13 +382,26 @@ class Client:
                 or ``wait`` seconds pass (our embedded service does; the hosted one ignores
                 it). Keep it below the HTTP timeout (60 s).
         """
-        task_ids = list(dict.fromkeys(uuid_str(t, "task_id") for t in task_id_list))
-        results = {tid: entry for tid in task_ids if (entry := self._tasks.get(tid)) is not None}
+        outcomes = self.get_task_outcomes(task_id_list, wait=wait, remember=True)
+        return {task_id: outcome.as_entry() for task_id, outcome in outcomes.items()}
+
+    def get_task_outcomes(
+        self, task_id_list: Iterable[UuidLike], *, wait: float = 0.0, remember: bool = False
+    ) -> dict[str, TaskOutcome]:
+        """``get_batch_result`` as typed outcomes: what the Executor's poller reads.
+
+        Same request, same arguments; each value is a ``TaskOutcome`` instead of the
+        reference's status dict. Finished tasks already in the cache come from it, but new
+        ones join it only with ``remember=True``: the Executor hands each result to its future
+        and nothing else, so a result lives exactly as long as the user keeps it.
+        """
+        task_ids = list(dict.fromkeys(require_uuid(t, "task_id") for t in task_id_list))
+        results = {tid: known for tid in task_ids if (known := self._tasks.get(tid)) is not None}
         missing = [tid for tid in task_ids if tid not in results]
         documents = self._fetch_task_documents(missing, wait) if missing else {}
         for tid in missing:
             if tid in documents:
-                results[tid] = self._tasks.update(tid, documents[tid])
+                results[tid] = self._tasks.update(tid, documents[tid], remember=remember)
             else:
                 log.debug("Requested task not in service response: %s", tid)
         return results
@@ -385,7 +424,7 @@ class Client:
 
     def get_task_group(self, task_group_id: UuidLike) -> dict[str, Any]:
         """The task group document (``tasks``: ``[{"id", "created_at"}]``), for reloading."""
-        tgid = uuid_str(task_group_id, "task_group_id")
+        tgid = require_uuid(task_group_id, "task_group_id")
         return self._request(self._v2.get_task_group, tgid).data
 
     def get_worker_hardware_details(self, endpoint_id: UuidLike) -> str:
@@ -394,12 +433,12 @@ class Client:
         The report function is registered as source text (``st``), so it runs on any endpoint.
         """
         strategy = PureSourceTextInspect()
-        body = _rest.function_registration(
+        body = rest.function_registration(
             run_hardware_report.__name__,
             pack_buffers([strategy.serialize(run_hardware_report)]),
             serialized=True,
-            meta=_rest.function_meta(serde_identifier=strategy.identifier.strip()),
-            description=_rest.docstring(run_hardware_report),
+            meta=rest.function_meta(serde_identifier=strategy.identifier.strip()),
+            description=rest.docstring(run_hardware_report),
         )
         return self.run(endpoint_id=endpoint_id, function_id=self._register(body))
 
@@ -407,12 +446,12 @@ class Client:
 
     def get_endpoint_status(self, endpoint_uuid: UuidLike) -> dict[str, Any]:
         """``{"status": "online" | "offline", "details": {...}}``."""
-        eid = uuid_str(endpoint_uuid, "endpoint_id")
+        eid = require_uuid(endpoint_uuid, "endpoint_id")
         return self._request(self._v2.get_endpoint_status, eid).data
 
     def get_endpoint_metadata(self, endpoint_uuid: UuidLike) -> dict[str, Any]:
         """The endpoint's document (``uuid``, ``name``, versions, host, ...)."""
-        return self._request(self._v2.get_endpoint, uuid_str(endpoint_uuid, "endpoint_id")).data
+        return self._request(self._v2.get_endpoint, require_uuid(endpoint_uuid, "endpoint_id")).data
 
     def get_endpoints(self, role: str | None = None) -> list[dict[str, Any]]:
         """Endpoints visible to the caller; ``role="any"`` adds others' shared endpoints."""
@@ -420,16 +459,16 @@ class Client:
 
     def get_allowed_functions(self, endpoint_id: UuidLike) -> dict[str, Any]:
         """``{"endpoint_id", "restricted", "functions"?}``: the endpoint's function allow-list."""
-        eid = uuid_str(endpoint_id, "endpoint_id")
+        eid = require_uuid(endpoint_id, "endpoint_id")
         return self._request(self._v3.get_endpoint_allowlist, eid).data
 
     def stop_endpoint(self, endpoint_id: UuidLike) -> globus_sdk.GlobusHTTPResponse:
         """Lock (stop) an endpoint; returns the raw response, as the reference."""
-        return self._request(self._v3.lock_endpoint, uuid_str(endpoint_id, "endpoint_id"))
+        return self._request(self._v3.lock_endpoint, require_uuid(endpoint_id, "endpoint_id"))
 
     def delete_endpoint(self, endpoint_id: UuidLike) -> globus_sdk.GlobusHTTPResponse:
         """Delete an endpoint; returns the raw response, as the reference."""
-        return self._request(self._v2.delete_endpoint, uuid_str(endpoint_id, "endpoint_id"))
+        return self._request(self._v2.delete_endpoint, require_uuid(endpoint_id, "endpoint_id"))
 
     def get_result_amqp_url(self) -> dict[str, str]:
         """Fresh AMQP credentials for result queues (hosted service only)."""
@@ -445,13 +484,13 @@ class Client:
     ) -> dict[str, Any]:  # fmt: skip
         """Register a new endpoint (``endpoint_id=None``) or update one; for endpoint agents."""
         self.version_check()
-        body = _rest.endpoint_registration(
+        body = rest.endpoint_registration(
             name, metadata=metadata, multi_user=multi_user, display_name=display_name,
             allowed_functions=allowed_functions, auth_policy=auth_policy,
             subscription_id=subscription_id, public=public, high_assurance=high_assurance,
             admins=admins,
         )  # fmt: skip
         if endpoint_id:
-            eid = uuid_str(endpoint_id, "endpoint_id")
+            eid = require_uuid(endpoint_id, "endpoint_id")
             return self._request(self._v3.update_endpoint, eid, body).data
         return self._request(self._v3.register_endpoint, body).data
