@@ -4,7 +4,10 @@ A hostile client can make the same thing go wrong thousands of times a second (c
 refused, bodies timing out, and before those existed, asyncio's traceback for every failed
 ``accept()``). :class:`RepeatFilter` lets each kind of record (same logger, same message
 template) through a few times per window and counts the rest, which the next record of that
-kind that gets through reports. With ``--log-file``, the log also rotates at a size.
+kind that gets through reports. With ``--log-file``, the log also rotates at a size, and the
+process's stderr (a traceback nothing logged, a warning) goes to the current log file too, also
+after a rotation, so a parent that pointed the child's stderr at that file (``local.py``) finds
+everything in one place.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 #: Records of one kind let through per window, and the window.
 BURST, WINDOW_S = 10, 60.0
@@ -63,15 +67,29 @@ class RepeatFilter(logging.Filter):
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """A rotating log file readable by its owner only (created 0600, whatever the umask)."""
+    """A rotating log file readable by its owner only (created 0600, whatever the umask).
+
+    Args:
+        capture_stderr: Point file descriptor 2 at the current file (again after each
+            rotation).
+    """
+
+    def __init__(self, *args: Any, capture_stderr: bool = False, **kwargs: Any) -> None:
+        self.capture_stderr = capture_stderr
+        super().__init__(*args, **kwargs)
 
     def _open(self):  # type: ignore[no-untyped-def]
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+        stream = open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+        if self.capture_stderr:
+            sys.stderr.flush()
+            os.dup2(fd, 2)
+        return stream
 
 
 def configure(level: str, log_file: Path | None = None) -> None:
-    """Log at ``level`` to stderr, or to ``log_file`` rotating at ``LOG_FILE_BYTES``.
+    """Log at ``level`` to stderr, or to ``log_file`` rotating at ``LOG_FILE_BYTES`` (and
+    stderr with it).
 
     Every record passes one :class:`RepeatFilter` (on the handler, so records of uvicorn and
     asyncio, which propagate to the root logger, are held back too).
@@ -81,7 +99,7 @@ def configure(level: str, log_file: Path | None = None) -> None:
         handler = logging.StreamHandler(sys.stderr)
     else:
         handler = PrivateRotatingFileHandler(
-            log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS
+            log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, capture_stderr=True
         )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RepeatFilter())

@@ -12,6 +12,8 @@ import asyncio
 import logging
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -373,6 +375,47 @@ def test_repeat_filter_lets_a_burst_through_then_counts_the_rest() -> None:
     now[0] = 61.0
     later = record("accept failed")
     assert repeat.filter(later) and "997 more like this" in later.getMessage()
+
+
+def test_a_rotated_log_file_keeps_the_process_stderr(tmp_path: Path) -> None:
+    """With ``--log-file`` the service's stderr (which ``local.py`` points at the same file)
+    follows the current log file across rotations, and the backups are bounded."""
+    log_file = tmp_path / "service.log"
+    script = (
+        "import logging, sys\n"
+        "from globus_compute.service import logs\n"
+        "logs.LOG_FILE_BYTES, logs.LOG_FILE_BACKUPS = 2000, 2\n"
+        f"logs.configure('INFO', __import__('pathlib').Path({str(log_file)!r}))\n"
+        "for i in range(100):\n"
+        "    logging.getLogger(f'kind{i}').info('record %d %s', i, 'x' * 100)\n"
+        "print('stderr after the rotations', file=sys.stderr, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", "stderr still went to the parent's pipe"
+    current = log_file.read_text()
+    assert "stderr after the rotations" in current and "record 99" in current
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "service.log",
+        "service.log.1",
+        "service.log.2",
+    ]
+    assert all(p.stat().st_size < 2500 for p in tmp_path.iterdir())
+
+
+def test_lone_surrogates_are_taken_only_where_asked_and_nesting_is_still_bounded() -> None:
+    text = b'{"results": [{"exception": "bad \\ud800"}]}'
+    with pytest.raises(ApiError) as refused:
+        bodies.parse_json(text)
+    assert refused.value.status == 400
+    parsed = bodies.parse_json(text, lone_surrogates=True)
+    assert parsed == {"results": [{"exception": "bad \ud800"}]}
+    deep = b"[" * (bodies.MAX_NESTING + 1) + b'"\\ud800"' + b"]" * (bodies.MAX_NESTING + 1)
+    with pytest.raises(ApiError) as too_deep:
+        bodies.parse_json(deep, lone_surrogates=True)
+    assert too_deep.value.status == 422
 
 
 def test_json_bodies_keep_big_integers_and_refuse_deep_nesting() -> None:
