@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.support.faults import Ledger, outcomes, source_client, wait_all
 
 from globus_compute.local import LocalCompute
+from tests.support.faults import Ledger, outcomes, source_client, wait_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 

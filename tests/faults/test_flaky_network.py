@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
+from globus_compute.local import LocalCompute
 from tests.support.faults import (
     Ledger,
     assert_distinct_task_ids,
@@ -24,8 +26,6 @@ from tests.support.faults import (
     wait_all,
 )
 from tests.support.flaky_proxy import FlakyProxy
-
-from globus_compute.local import LocalCompute
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
