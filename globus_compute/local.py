@@ -246,7 +246,8 @@ def launch_service(
 
     Args:
         state_dir: The service's state dir (created by the service, 0700, if missing).
-        log_path: Where its output goes.
+        log_path: Where its output goes: its log (``--log-file``, rotated at 10 MB; its
+            stderr follows the current file) and its first lines of stdout.
         host: The interface to bind; None leaves it to the service's default (loopback).
         port: The port; 0 picks a free one.
         args: Extra command-line options (``--lease-s``, ``--retention-s``, ...).
@@ -257,7 +258,7 @@ def launch_service(
     """
     argv = [
         sys.executable, "-m", "globus_compute.service",
-        "--port", str(port), "--state-dir", str(state_dir), *args,
+        "--port", str(port), "--state-dir", str(state_dir), "--log-file", str(log_path), *args,
     ]  # fmt: skip
     if host is not None:
         argv += ["--host", host]

@@ -1,19 +1,25 @@
 """The embedded Globus Compute service: REST API (reference v2/v3 routes), agent routes, SQLite.
 
 Nothing here runs at import; ``create_app`` builds an app, ``serve`` runs one. A request goes
-through three layers, each importing only the one below it::
+through these layers, each importing only the ones below it::
 
-    limits.LimitsMiddleware     body size and rate limits, before anything parses the body
-    routes/                     HTTP only: parse the request, call one service function, shape
-                                the answer (auth.py, bodies.py, openapi.py, errors.py)
+    connections.GuardedH11Protocol  per connection: read deadlines, connections in all and per
+                                    client address (server.py runs uvicorn with it)
+    limits.LimitsMiddleware     authentication before any body is read; rate, body size,
+                                bytes-in-flight and body time limits
+    routes/                     HTTP only: parse the request, run one service function on the
+                                database thread, shape the answer (auth.py, bodies.py,
+                                openapi.py, errors.py)
     actions/                    the service functions: body checks, access rules (access.py),
                                 store calls, and the notifier (notify.py) for what they changed
-    store/                      SQLite: one Database, one store per concept, records.py values
+    store/                      SQLite: one Database (and its thread), one store per concept,
+                                records.py values
 
-``context.ServiceContext`` (config, store, notifier) is what every service function is handed.
+``context.ServiceContext`` (config, store, notifier) is what every service function is handed;
+``ctx.call(fn, ...)`` runs one on the database thread, so the event loop never waits on SQLite.
 ``server.serve`` listens on a loopback TCP port (for any client with a token) and on the state
 dir's Unix socket (``globus_compute.local_socket``: for the owner's own clients, which must not
-trust whoever holds a TCP port).
+trust whoever holds a TCP port). The process's log is ``logs.py``'s.
 """
 
 from __future__ import annotations

@@ -13,9 +13,11 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from globus_compute import state_dir as state_dir_mod
 from globus_compute.lifeline import ChildLifeline
+from globus_compute.service import logs
 from globus_compute.service.config import ServiceConfig
 from globus_compute.service.server import serve
 from globus_compute.service.store import Store
@@ -39,13 +41,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--rate-burst", type=float, default=None, help="rate-limit bucket size (default 10 s)"
     )
+    defaults = ServiceConfig.__dataclass_fields__
+    for flag, kind, text in (
+        ("header-timeout-s", float, "time to deliver a request head"),
+        ("body-timeout-s", float, "time to deliver a request body"),
+        ("max-connections", int, "open connections at once"),
+        ("max-client-connections", int, "open connections of one client address"),
+        ("max-answer-bytes", int, "bytes of results in one answer"),
+    ):
+        default = defaults[flag.replace("-", "_")].default
+        p.add_argument(f"--{flag}", type=kind, default=default, help=f"{text} ({default})")
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--log-file", type=Path, default=None, help="log here, rotating at 10 MB (default stderr)"
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    logs.configure(args.log_level, args.log_file)
     config = ServiceConfig(
         state_dir=args.state_dir or state_dir_mod.default_state_dir(),
         lease_s=args.lease_s,
@@ -53,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         purge_interval_s=args.purge_interval_s,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
+        header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
+        max_connections=args.max_connections,
+        max_client_connections=args.max_client_connections,
+        max_answer_bytes=args.max_answer_bytes,
     )
     store = Store(config.state_dir)
     store.identities.ensure_user(state_dir_mod.DEFAULT_USER)

@@ -1,4 +1,4 @@
-"""The app factory: routes, error bodies, limits, and the lease/purge sweeper.
+"""The app factory: routes, error bodies, limits, and the lease sweeper and purger.
 
 ``create_app`` takes its storage as an argument, so tests hand it a store on a temp dir and the
 command line hands it the store it already used to create the default identity.
@@ -20,32 +20,41 @@ from globus_compute.service.errors import install_error_handlers
 from globus_compute.service.limits import LimitsMiddleware, TokenBucket
 from globus_compute.service.notify import Notifier
 from globus_compute.service.routes import ROUTERS
-from globus_compute.service.store import Store
+from globus_compute.service.store import StorageError, Store
 from globus_compute.version import __version__
 
 log = logging.getLogger(__name__)
 
 
-async def _sweep(ctx: ServiceContext) -> None:
-    """Release expired leases every ``sweep_interval_s``; purge old tasks every purge interval.
+async def _release_leases(ctx: ServiceContext) -> None:
+    """Release expired leases every ``sweep_interval_s``.
 
     First, every lease gets a fresh term: the service was down, not the endpoints.
     """
-    loop = asyncio.get_running_loop()
     try:
-        sweep.restart_lease_clocks(ctx)
+        await ctx.call(sweep.restart_lease_clocks)
     except Exception:
         log.exception("Renewing the leases at start failed")
-    next_purge = loop.time()
     while True:
         try:
-            sweep.release_expired_leases(ctx)
-            if loop.time() >= next_purge:
-                sweep.purge_expired_tasks(ctx)
-                next_purge = loop.time() + ctx.config.purge_interval_s
+            await ctx.call(sweep.release_expired_leases)
+        except StorageError as exc:
+            log.warning("Lease sweep skipped: %s", exc)
         except Exception:
-            log.exception("Lease/purge sweep failed; retrying next interval")
+            log.exception("Lease sweep failed; retrying next interval")
         await asyncio.sleep(ctx.config.sweep_interval_s)
+
+
+async def _purge(ctx: ServiceContext) -> None:
+    """Purge old tasks every ``purge_interval_s``, in slices (``actions/sweep.py``)."""
+    while True:
+        try:
+            await sweep.purge_expired_tasks(ctx)
+        except StorageError as exc:
+            log.warning("Purge skipped: %s", exc)
+        except Exception:
+            log.exception("Purge failed; retrying next interval")
+        await asyncio.sleep(ctx.config.purge_interval_s)
 
 
 def create_app(config: ServiceConfig, store: Store | None = None) -> FastAPI:
@@ -59,14 +68,19 @@ def create_app(config: ServiceConfig, store: Store | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(_sweep(ctx), name="lease-sweeper")
+        sweepers = [
+            asyncio.create_task(_release_leases(ctx), name="lease-sweeper"),
+            asyncio.create_task(_purge(ctx), name="purger"),
+        ]
         try:
             yield
         finally:
             ctx.notifier.close()
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for sweeper in sweepers:
+                sweeper.cancel()
+            for sweeper in sweepers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
 
     app = FastAPI(
         title="Globus Compute (embedded service)",
@@ -87,7 +101,7 @@ def create_app(config: ServiceConfig, store: Store | None = None) -> FastAPI:
             config.rate_burst if config.rate_burst is not None else max(1.0, 10 * config.rate_limit)
         )
         bucket = TokenBucket(config.rate_limit, burst)
-    app.add_middleware(LimitsMiddleware, max_body=config.max_request_bytes, bucket=bucket)
+    app.add_middleware(LimitsMiddleware, ctx=ctx, bucket=bucket)
 
     for router in ROUTERS:
         app.include_router(router)

@@ -18,6 +18,15 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 #: The hosted service forgets abandoned tasks after two weeks (its Redis TTL).
 UNRETRIEVED_TTL_S = 14 * 24 * 3600.0
 
+#: One answer carries at most this many bytes of results (or claimed payloads); the ids left
+#: out are asked for again. A single document bigger than this still goes, alone.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+
+#: Request bodies being received at once, in bytes: by everyone, and by one identity (which
+#: must fit the largest agent body, see ``limits.AGENT_BODY_FACTOR``).
+MAX_BODY_BYTES_IN_FLIGHT = 256 * 1024 * 1024
+MAX_CLIENT_BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+
 
 @dataclass
 class ServiceConfig:
@@ -35,6 +44,15 @@ class ServiceConfig:
         max_request_bytes: Largest accepted request body; bigger ones get 413.
         sweep_interval_s: How often expired leases are looked for.
         purge_interval_s: How often expired tasks are deleted.
+        max_answer_bytes: Bytes of results (or claimed payloads) in one answer; the ids left
+            out are asked for again.
+        max_body_bytes_in_flight: Request body bytes being received at once, by everyone.
+        max_client_body_bytes_in_flight: The same, by one identity.
+        header_timeout_s: A connection must deliver a complete request head within this long
+            (from its opening, or from the end of its previous answer).
+        body_timeout_s: A request body must arrive within this long once its head did.
+        max_connections: Open connections at once (also kept below the file limit).
+        max_client_connections: Open connections of one client address.
     """
 
     state_dir: Path = field(default_factory=state_dir_mod.default_state_dir)
@@ -46,6 +64,13 @@ class ServiceConfig:
     max_request_bytes: int = MAX_REQUEST_BYTES
     sweep_interval_s: float = 1.0
     purge_interval_s: float = 60.0
+    max_answer_bytes: int = MAX_ANSWER_BYTES
+    max_body_bytes_in_flight: int = MAX_BODY_BYTES_IN_FLIGHT
+    max_client_body_bytes_in_flight: int = MAX_CLIENT_BODY_BYTES_IN_FLIGHT
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 1024
+    max_client_connections: int = 256
 
     def __post_init__(self) -> None:
         self.state_dir = Path(os.fspath(self.state_dir))
@@ -55,3 +80,8 @@ class ServiceConfig:
             raise ValueError("rate_limit must be positive (or None for no limit)")
         if self.rate_burst is not None and self.rate_burst < 1:
             raise ValueError("rate_burst must be at least 1 (or None for 10 s of rate_limit)")
+        for name in ("header_timeout_s", "body_timeout_s", "max_answer_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if min(self.max_connections, self.max_client_connections) < 1:
+            raise ValueError("connection limits must be at least 1")

@@ -2,7 +2,8 @@
 
 The reference client fills ``ComputeAPIError.code``/``.message`` only from string fields of a JSON
 body, and retries every 5xx for ~15 s, so client mistakes must be 4xx with that body, including
-FastAPI's own validation errors and 404s for unknown paths.
+FastAPI's own validation errors and 404s for unknown paths. The service's own trouble says what
+it is: 507 for a full disk, 503 for a database file that is gone (``store/database.py``).
 
 :class:`ApiError` is how a service function or route refuses a request. It lives only inside the
 service and never reaches a user: clients see its body, which the SDK turns into its own errors
@@ -20,6 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from globus_compute.service.store.database import StorageError, StorageFull
+
 log = logging.getLogger(__name__)
 
 _STATUS_CODES = {
@@ -28,11 +31,14 @@ _STATUS_CODES = {
     403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
     409: "CONFLICT",
     413: "TASK_PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
     429: "TOO_MANY_REQUESTS",
+    503: "SERVICE_UNAVAILABLE",
+    507: "INSUFFICIENT_STORAGE",
 }
 
 
@@ -135,6 +141,12 @@ def install_error_handlers(app: FastAPI) -> None:
             _request_id(request),
         )
 
+    async def on_storage(request: Request, exc: StorageError) -> Response:
+        # Nothing was stored; the agent retries every 5xx, so its results wait for space.
+        status = 507 if isinstance(exc, StorageFull) else 503
+        log.warning("%s %s refused: %s", request.method, request.url.path, exc)
+        return error_response(status, _STATUS_CODES[status], str(exc), _request_id(request))
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "INTERNAL_ERROR", "Internal service error", _request_id(request))
@@ -143,4 +155,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
     app.add_exception_handler(UnicodeError, on_bad_text)  # type: ignore[arg-type]
+    app.add_exception_handler(StorageError, on_storage)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)

@@ -1,10 +1,18 @@
-"""Run the service under uvicorn on a socket bound here (so port 0 works and is reported)."""
+"""Run the service under uvicorn on a socket bound here (so port 0 works and is reported).
+
+Every connection is served by ``connections.GuardedH11Protocol`` (read deadlines, a bound on
+connections in all and per client address); the open-file limit is raised to its hard limit so
+that bound can be generous, and uvicorn leaves logging to the process (``logs.py``), so its
+records are bounded like every other.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import resource
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +23,7 @@ from globus_compute import local_socket
 from globus_compute import state_dir as state_dir_mod
 from globus_compute.service.app import create_app
 from globus_compute.service.config import ServiceConfig
+from globus_compute.service.connections import ConnectionGuard, ConnectionLimits, GuardedH11Protocol
 from globus_compute.service.store import Store
 
 log = logging.getLogger(__name__)
@@ -22,6 +31,20 @@ log = logging.getLogger(__name__)
 #: Long polls in flight at shutdown are released at once (the notifier closes), so a short
 #: grace period suffices.
 GRACEFUL_SHUTDOWN_S = 3
+
+#: Listen backlog; also how many connections asyncio accepts in one go before any of them is
+#: looked at, so the connection guard keeps twice this many files (plus some) in reserve.
+ACCEPT_BACKLOG = 128
+
+
+def raise_file_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; return the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft
 
 
 class _Server(uvicorn.Server):
@@ -101,8 +124,22 @@ def serve(
         app.state.ctx.store.close()
         raise
     unix_inode = os.stat(unix_path).st_ino
+    files = raise_file_limit()
+    guard = ConnectionGuard(
+        ConnectionLimits(
+            max_connections=config.max_connections,
+            max_client_connections=config.max_client_connections,
+            header_timeout_s=config.header_timeout_s,
+            body_timeout_s=config.body_timeout_s,
+            reserved_files=2 * ACCEPT_BACKLOG + 64,
+        )
+    )
+    log.info("Serving at most %d connections (open-file limit %d)", guard.capacity(), files)
     uv_config = uvicorn.Config(
         app,
+        http=functools.partial(GuardedH11Protocol, guard=guard),  # type: ignore[arg-type]
+        backlog=ACCEPT_BACKLOG,
+        log_config=None,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,

@@ -17,7 +17,7 @@ from globus_compute.service.actions import agent, endpoints, identities, sweep, 
 from globus_compute.service.config import ServiceConfig
 from globus_compute.service.context import ServiceContext
 from globus_compute.service.errors import ApiError
-from globus_compute.service.notify import Notifier
+from globus_compute.service.notify import Listener, Notifier
 from globus_compute.service.records import User
 from globus_compute.service.store import Store
 
@@ -39,10 +39,17 @@ class RecordingNotifier(Notifier):
         self.notified.extend(keys)
         super().notify(keys)
 
-    async def wait(self, keys: Iterable[Hashable], timeout: float) -> bool:
-        if self.parked is not None:
-            self.parked.set()
-        return await super().wait(keys, timeout)
+    def listen(self, keys: Iterable[Hashable]) -> Listener:
+        listener = super().listen(keys)
+        parked, wait = self.parked, listener.wait
+        if parked is not None:
+
+            async def signalling_wait(timeout: float) -> bool:
+                parked.set()
+                return await wait(timeout)
+
+            listener.wait = signalling_wait  # type: ignore[method-assign]
+        return listener
 
 
 @pytest.fixture
@@ -338,7 +345,7 @@ def test_batch_status_wait_is_woken_by_a_reported_result(ctx: ServiceContext) ->
     notifier = ctx.notifier
     assert isinstance(notifier, RecordingNotifier)
 
-    async def scenario() -> dict:
+    async def scenario() -> tasks.BatchStatus:
         notifier.parked = asyncio.Event()
         status = asyncio.create_task(tasks.batch_status(ctx, alice, {"task_ids": [tid]}, 25.0))
         await asyncio.wait_for(notifier.parked.wait(), 5)
@@ -346,7 +353,7 @@ def test_batch_status_wait_is_woken_by_a_reported_result(ctx: ServiceContext) ->
         agent.report_results(ctx, alice, eid, {"results": [result]})
         return await asyncio.wait_for(status, 10)
 
-    assert asyncio.run(scenario())[tid]["status"] == "success"
+    assert asyncio.run(scenario()).results[tid]["status"] == "success"
 
 
 # -- registration, heartbeat, deletion, expiry -----------------------------------------------

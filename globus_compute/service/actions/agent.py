@@ -8,7 +8,8 @@ long poll: with nothing queued it parks until a submit or a lease release wakes 
 (or ``wait_s`` passes). Results are idempotent: one for a task that is already terminal is
 ignored. A result's ``details.endpoint_id``, if it has details, is set here to the endpoint
 that reported it. A result the service cannot store as text fails that task alone, with the
-reason; the rest of its batch is stored as reported.
+reason; the rest of its batch is stored as reported. Every store step runs on the database
+thread (the routes call these functions with ``ctx.call``; a claim makes one call per wake-up).
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ from globus_compute.protocol.agent import (
 from globus_compute.protocol.ids import canonical_uuid
 from globus_compute.protocol.results import completion_time
 from globus_compute.protocol.states import TaskState
-from globus_compute.service.actions.lookup import agent_endpoint
+from globus_compute.service.actions.lookup import agent_endpoint, path_uuid
 from globus_compute.service.context import ServiceContext
 from globus_compute.service.errors import invalid
 from globus_compute.service.records import LeaseRelease, User
 
 log = logging.getLogger(__name__)
 
-#: Upper bound on one claim, so a single response stays a few MB at most.
+#: Most tasks one claim hands out (its bytes are bounded by ``max_answer_bytes``).
 MAX_CLAIM = 10_000
 
 _SUCCESS = TaskState.SUCCESS.value
@@ -118,6 +119,8 @@ async def claim(
 ) -> list[ClaimedTask]:
     """Lease up to ``max_tasks`` queued tasks; with none queued, wait up to ``wait_s`` for some.
 
+    One claim hands out at most ``max_answer_bytes`` of payloads (always at least one task).
+
     Args:
         body: ``max_tasks`` (at least 1; at most ``MAX_CLAIM`` are handed out) and optionally
             ``wait_s`` (capped at ``MAX_WAIT_S``).
@@ -129,37 +132,36 @@ async def claim(
         raise invalid("max_tasks must be a positive integer")
     if not _number(wait_s) or wait_s < 0:
         raise invalid("wait_s must be a non-negative number")
-    ep = agent_endpoint(ctx, user, raw_endpoint_id)
+    eid = path_uuid(raw_endpoint_id, "Endpoint")
     max_tasks = min(max_tasks, MAX_CLAIM)
-    tasks = ctx.store.tasks.claim_tasks(ep.id, max_tasks, ctx.config.lease_s)
-    if not tasks and wait_s > 0:
-        tasks = await _wait_and_claim(ctx, ep.id, max_tasks, min(wait_s, MAX_WAIT_S), disconnected)
+    if wait_s <= 0:
+        return await ctx.call(claim_now, user, eid, max_tasks)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(wait_s, MAX_WAIT_S)
+    # Listening before the first claim: a submit committed after it always wakes this one.
+    with ctx.notifier.listen([("endpoint", eid)]) as listener:
+        tasks = await ctx.call(claim_now, user, eid, max_tasks)
+        while not tasks and (remaining := deadline - loop.time()) > 0:
+            woke = await listener.wait(remaining)
+            # A caller that hung up claims nothing: its tasks would otherwise sit leased to a
+            # dead connection until the lease ran out.
+            if not woke or ctx.notifier.closed or await disconnected():
+                return []
+            tasks = await ctx.call(claim_queued, eid, max_tasks)
     return tasks
 
 
-async def _wait_and_claim(
-    ctx: ServiceContext,
-    eid: str,
-    max_tasks: int,
-    wait_s: float,
-    disconnected: Callable[[], Awaitable[bool]],
-) -> list[ClaimedTask]:
-    """Park until a submit (or lease release) wakes this endpoint, then claim.
+def claim_now(ctx: ServiceContext, user: User, eid: str, max_tasks: int) -> list[ClaimedTask]:
+    """Check that ``user`` may act as the agent of ``eid`` (else 404), then claim."""
+    agent_endpoint(ctx, user, eid)
+    return claim_queued(ctx, eid, max_tasks)
 
-    A caller that hung up while parked claims nothing: its tasks would otherwise sit leased to a
-    dead connection until the lease ran out.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    keys = [("endpoint", eid)]
-    while (remaining := deadline - loop.time()) > 0:
-        woke = await ctx.notifier.wait(keys, remaining)
-        if not woke or ctx.notifier.closed or await disconnected():
-            return []
-        tasks = ctx.store.tasks.claim_tasks(eid, max_tasks, ctx.config.lease_s)
-        if tasks:
-            return tasks
-    return []
+
+def claim_queued(ctx: ServiceContext, eid: str, max_tasks: int) -> list[ClaimedTask]:
+    """Lease what is queued for ``eid``, within one answer's bytes."""
+    return ctx.store.tasks.claim_tasks(
+        eid, max_tasks, ctx.config.lease_s, ctx.config.max_answer_bytes
+    )
 
 
 def parse_result(item: Any) -> TaskResult:

@@ -17,6 +17,9 @@ from globus_compute.service.records import User
 
 log = logging.getLogger(__name__)
 
+#: Longest function name kept (the reference SDK sends ``__name__``); longer ones are refused.
+MAX_NAME_CHARS = 256
+
 
 def register_function(
     ctx: ServiceContext,
@@ -39,11 +42,13 @@ def register_function(
             neither publicly nor with a group.
 
     Raises:
-        ApiError: 422 for an empty name or code, a group that is not a UUID, or a
-            high-assurance function that would be shared.
+        ApiError: 422 for an empty or over-long name, empty code, a group that is not a UUID,
+            or a high-assurance function that would be shared.
     """
     if not name:
         raise invalid("function_name must not be empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise invalid(f"function_name must be at most {MAX_NAME_CHARS} characters")
     if not code:
         raise invalid("function_code must not be empty")
     group_id = None

@@ -7,13 +7,18 @@ from globus_compute.service.errors import unauthorized
 from globus_compute.service.records import User
 
 
+def identify(ctx: ServiceContext, token: str) -> User | None:
+    """The identity holding ``token``, or None (replaced tokens stop working at once)."""
+    return ctx.store.identities.user_for_token(token)
+
+
 def authenticate(ctx: ServiceContext, token: str) -> User:
     """The identity holding ``token``.
 
     Raises:
         ApiError: 401 for a token no identity holds (replaced tokens stop working at once).
     """
-    user = ctx.store.identities.user_for_token(token)
+    user = identify(ctx, token)
     if user is None:
         raise unauthorized("Invalid or unknown bearer token")
     return user

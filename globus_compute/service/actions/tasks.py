@@ -4,6 +4,10 @@ Submit is durable before it answers: the tasks are committed, then the endpoint'
 is woken. ``POST /v2/batch_status?wait=S`` is this service's extension for fast result delivery:
 when none of the visible requested tasks is terminal, the request parks on in-memory wake-ups
 until one is (or ``S`` seconds pass) and then answers the normal shape.
+
+A batch status answer carries at most ``max_answer_bytes`` of results: the ids left out are
+simply absent (the reference shape allows that, and clients ask again for what is missing), and
+listed under ``deferred`` so that a client can tell "later" from "unknown".
 """
 
 from __future__ import annotations
@@ -21,14 +25,35 @@ from globus_compute.service.access import endpoint_allows, needs_groups
 from globus_compute.service.actions.lookup import path_uuid, runnable_function, visible_endpoint
 from globus_compute.service.context import ServiceContext
 from globus_compute.service.errors import forbidden, invalid, not_found
+from globus_compute.service.notify import Listener
 from globus_compute.service.records import User
+from globus_compute.service.store.tasks import DocumentPage
 
 log = logging.getLogger(__name__)
 
 _TERMINAL_VALUES = frozenset(state.value for state in TERMINAL_STATES)
 
+#: Bytes of results one slice of a batch status read loads before other requests get a turn
+#: on the database thread (a result bigger than this is a slice of its own).
+READ_SLICE_BYTES = 4 * 1024 * 1024
+
 #: A task document, as the reference service shapes it.
 TaskDocument = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """One batch status answer.
+
+    Attributes:
+        results: The documents, keyed as the ids were sent.
+        deferred: The ids (as sent) left for a later request because the answer was full.
+        text_bytes: The bytes of results and tracebacks in ``results``.
+    """
+
+    results: dict[str, TaskDocument]
+    deferred: list[str]
+    text_bytes: int
 
 
 @dataclass(frozen=True)
@@ -76,8 +101,14 @@ def submit(
         raise invalid("result_serializers must be a list of strings")
     spec = _optional(body, "resource_specification", dict, "an object")
     uec = _optional(body, "user_endpoint_config", dict, "an object")
+    _optional(body, "create_queue", bool, "true or false")
+    _optional(body, "user_runtime", dict, "an object")
     group = body.get("task_group_id")
-    task_group_id = canonical_uuid(group) if group is not None else None
+    task_group_id = None
+    if group is not None:
+        task_group_id = canonical_uuid(group)
+        if task_group_id is None:
+            raise invalid(f"task_group_id {str(group)[:100]!r} is not a UUID")
 
     ep = visible_endpoint(ctx, user, eid)
     canonical: dict[str, str] = {}
@@ -129,16 +160,11 @@ def task_document(ctx: ServiceContext, user: User, raw_task_id: str) -> TaskDocu
     return doc
 
 
-async def batch_status(
-    ctx: ServiceContext, user: User, body: dict[str, Any], wait: float | None = None
-) -> dict[str, TaskDocument]:
-    """Documents of ``user``'s tasks among ``body["task_ids"]``, keyed as the ids were sent.
+def requested_ids(body: dict[str, Any]) -> dict[str, list[str]]:
+    """The canonical task ids of a batch status body, each with the spellings it was sent as.
 
-    Ids that are not UUIDs, unknown, or of other identities are simply absent.
-
-    Args:
-        wait: When none of the found tasks is terminal, wait up to this many seconds (at most
-            ``MAX_WAIT_S``) for one to be.
+    Raises:
+        ApiError: 422 unless ``task_ids`` is a list of UUID strings.
     """
     raw_ids = body.get("task_ids")
     if not isinstance(raw_ids, list) or not all(isinstance(t, str) for t in raw_ids):
@@ -146,16 +172,70 @@ async def batch_status(
     sent_as: dict[str, list[str]] = {}
     for raw in raw_ids:
         tid = canonical_uuid(raw)
-        if tid is not None:
-            sent_as.setdefault(tid, []).append(raw)
-    docs = ctx.store.tasks.task_documents(user.id, list(sent_as))
-    if wait and docs and not _any_terminal(docs):
-        docs = await _wait_for_terminal(ctx, user, list(docs), min(wait, MAX_WAIT_S))
+        if tid is None:
+            raise invalid(f"task_ids: {raw[:100]!r} is not a task UUID")
+        sent_as.setdefault(tid, []).append(raw)
+    return sent_as
+
+
+def read_slice(ctx: ServiceContext, user: User, task_ids: list[str], used: int) -> DocumentPage:
+    """Documents of ``user``'s tasks among ``task_ids``, about ``READ_SLICE_BYTES`` of them."""
+    return ctx.store.tasks.document_page(
+        user.id, task_ids, ctx.config.max_answer_bytes, used=used, slice_bytes=READ_SLICE_BYTES
+    )
+
+
+async def read_documents(ctx: ServiceContext, user: User, task_ids: list[str]) -> DocumentPage:
+    """As many documents of ``user``'s tasks among ``task_ids`` as fit one answer.
+
+    Read slice by slice on the database thread, the slices after the first as bulk work, so a
+    small request arriving during an answer of many big results waits for one slice at most.
+    """
+    docs: dict[str, TaskDocument] = {}
+    size = 0
+    rest = task_ids
+    for n in range(len(task_ids) + 1):  # each slice reads at least one row
+        # The first slice is the whole answer of a small request; later ones are bulk work.
+        call = ctx.call_bulk if n else ctx.call
+        page = await call(read_slice, user, rest, size)
+        docs.update(page.docs)
+        size += page.text_bytes
+        if not page.unread:
+            return DocumentPage(docs, page.deferred, size)
+        rest = page.unread
+    return DocumentPage(docs, [], size)
+
+
+async def batch_status(
+    ctx: ServiceContext, user: User, body: dict[str, Any], wait: float | None = None
+) -> BatchStatus:
+    """Documents of ``user``'s tasks among ``body["task_ids"]``, keyed as the ids were sent.
+
+    Unknown ids and those of other identities are simply absent; so are the ids that did not
+    fit the answer, which are also listed as deferred.
+
+    Args:
+        wait: When none of the found tasks is terminal, wait up to this many seconds (at most
+            ``MAX_WAIT_S``) for one to be.
+
+    Raises:
+        ApiError: 422 for a body without a list of task UUIDs.
+    """
+    sent_as = requested_ids(body)
+    ids = list(sent_as)
+    if wait:
+        with ctx.notifier.listen([("task", t) for t in ids]) as listener:
+            page = await read_documents(ctx, user, ids)
+            if page.docs and not _any_terminal(page.docs):
+                page = await _wait_for_terminal(ctx, user, list(page.docs), listener, wait)
+    else:
+        page = await read_documents(ctx, user, ids)
     results: dict[str, TaskDocument] = {}
-    for tid, doc in docs.items():
+    for tid, doc in page.docs.items():
         for raw in sent_as[tid]:
             results[raw] = doc if raw == tid else {**doc, "task_id": raw}
-    return results
+    deferred = [raw for tid in page.deferred for raw in sent_as[tid]]
+    return BatchStatus(results, deferred, page.text_bytes)
 
 
 def _any_terminal(docs: dict[str, TaskDocument]) -> bool:
@@ -163,20 +243,16 @@ def _any_terminal(docs: dict[str, TaskDocument]) -> bool:
 
 
 async def _wait_for_terminal(
-    ctx: ServiceContext, user: User, ids: list[str], wait: float
-) -> dict[str, TaskDocument]:
+    ctx: ServiceContext, user: User, ids: list[str], listener: Listener, wait: float
+) -> DocumentPage:
     """Re-read ``ids`` each time one of them is reported, until one is terminal or time is up."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    keys = [("task", t) for t in ids]
+    deadline = loop.time() + min(wait, MAX_WAIT_S)
     while True:
-        remaining = deadline - loop.time()
-        woke = await ctx.notifier.wait(keys, remaining) if remaining > 0 else False
-        docs = ctx.store.tasks.task_documents(user.id, ids)
-        if not woke or ctx.notifier.closed:
-            return docs
-        if _any_terminal(docs):
-            return docs
+        woke = await listener.wait(deadline - loop.time())
+        page = await read_documents(ctx, user, ids)
+        if not woke or ctx.notifier.closed or _any_terminal(page.docs):
+            return page
 
 
 def task_group(ctx: ServiceContext, user: User, raw_id: str) -> tuple[str, list[tuple[str, float]]]:

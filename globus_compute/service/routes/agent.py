@@ -13,7 +13,7 @@ from globus_compute.protocol.agent import AGENT_PREFIX, MAX_WAIT_S, PHASE_STARTI
 from globus_compute.protocol.states import TaskState
 from globus_compute.service.actions import agent
 from globus_compute.service.auth import CurrentUser
-from globus_compute.service.bodies import json_object, json_response
+from globus_compute.service.bodies import json_answer, json_object, json_response
 from globus_compute.service.context import Ctx
 from globus_compute.service.openapi import UUID_SCHEMA, object_schema
 
@@ -67,7 +67,7 @@ async def heartbeat(
     ctx: Ctx,
 ) -> Response:
     body = await json_object(request)
-    reply = agent.heartbeat(ctx, user, endpoint_id, body)
+    reply = await ctx.call(agent.heartbeat, user, endpoint_id, body)
     return json_response({"lease_s": ctx.config.lease_s, "stop": reply.stop, "drop": reply.drop})
 
 
@@ -80,7 +80,8 @@ async def claim(
 ) -> Response:
     body = await json_object(request)
     tasks = await agent.claim(ctx, user, endpoint_id, body, request.is_disconnected)
-    return json_response({"tasks": tasks, "lease_s": ctx.config.lease_s})
+    size = sum(len(t["task_buffer"]) for t in tasks)
+    return await json_answer({"tasks": tasks, "lease_s": ctx.config.lease_s}, size)
 
 
 @router.post(
@@ -93,5 +94,5 @@ async def results(
     ctx: Ctx,
 ) -> Response:
     body = await json_object(request, lone_surrogates=True)
-    accepted, ignored = agent.report_results(ctx, user, endpoint_id, body)
+    accepted, ignored = await ctx.call(agent.report_results, user, endpoint_id, body)
     return json_response({"accepted": accepted, "ignored": ignored})

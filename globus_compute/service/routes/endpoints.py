@@ -15,7 +15,7 @@ from starlette.responses import Response
 from globus_compute.service.actions import endpoints
 from globus_compute.service.actions.lookup import visible_endpoint
 from globus_compute.service.auth import CurrentUser
-from globus_compute.service.bodies import json_response
+from globus_compute.service.bodies import JsonObject, json_response
 from globus_compute.service.context import Ctx, ServiceContext
 from globus_compute.service.records import User
 
@@ -43,17 +43,17 @@ class EndpointRegistration(BaseModel):
 
     endpoint_name: StrictStr
     display_name: StrictStr | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     public: StrictBool | None = None
     allowed_functions: list[StrictStr] | None = None
     multi_user: StrictBool | None = None
 
 
-def _register(
+async def _register(
     ctx: ServiceContext, user: User, body: EndpointRegistration, endpoint_id: str | None
 ) -> Response:
-    eid = endpoints.register_endpoint(
-        ctx,
+    eid = await ctx.call(
+        endpoints.register_endpoint,
         user,
         body.endpoint_name,
         endpoint_id=endpoint_id,
@@ -73,7 +73,7 @@ async def register_endpoint(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    return _register(ctx, user, body, None)
+    return await _register(ctx, user, body, None)
 
 
 @router.put("/v3/endpoints/{endpoint_id}", summary="Register or update an endpoint by id")
@@ -83,7 +83,7 @@ async def update_endpoint(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    return _register(ctx, user, body, endpoint_id)
+    return await _register(ctx, user, body, endpoint_id)
 
 
 @router.get("/v2/endpoints", summary="List endpoints")
@@ -92,7 +92,7 @@ async def list_endpoints(
     ctx: Ctx,
     role: Annotated[str, Query(pattern="^(owner|any)$")] = "owner",
 ) -> Response:
-    eps = endpoints.list_endpoints(ctx, user, "any" if role == "any" else "owner")
+    eps = await ctx.call(endpoints.list_endpoints, user, "any" if role == "any" else "owner")
     return json_response(
         [
             {
@@ -112,7 +112,7 @@ async def get_endpoint(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    ep = visible_endpoint(ctx, user, endpoint_id)
+    ep = await ctx.call(visible_endpoint, user, endpoint_id)
     doc: dict[str, Any] = {
         "uuid": ep.id,
         "name": ep.name,
@@ -135,7 +135,7 @@ async def get_endpoint_status(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    status = endpoints.endpoint_status(ctx, user, endpoint_id)
+    status = await ctx.call(endpoints.endpoint_status, user, endpoint_id)
     return json_response(
         {
             "status": "online" if status.online else "offline",
@@ -153,7 +153,7 @@ async def lock_endpoint(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    eid, expiration = endpoints.lock_endpoint(ctx, user, endpoint_id)
+    eid, expiration = await ctx.call(endpoints.lock_endpoint, user, endpoint_id)
     return json_response({"endpoint_id": eid, "lock_expiration_timestamp": expiration})
 
 
@@ -163,7 +163,7 @@ async def delete_endpoint(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    endpoints.delete_endpoint(ctx, user, endpoint_id)
+    await ctx.call(endpoints.delete_endpoint, user, endpoint_id)
     return json_response({"result": 302})
 
 
@@ -173,7 +173,7 @@ async def allowed_functions(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    ep = visible_endpoint(ctx, user, endpoint_id)
+    ep = await ctx.call(visible_endpoint, user, endpoint_id)
     doc: dict[str, Any] = {"endpoint_id": ep.id, "restricted": ep.allowed_functions is not None}
     if ep.allowed_functions is not None:
         doc["functions"] = ep.allowed_functions

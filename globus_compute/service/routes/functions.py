@@ -5,8 +5,6 @@ Function code is stored and returned verbatim: the service cannot and does not u
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 from starlette.responses import Response
@@ -14,7 +12,7 @@ from starlette.responses import Response
 from globus_compute.service.actions import functions
 from globus_compute.service.actions.lookup import visible_function
 from globus_compute.service.auth import CurrentUser
-from globus_compute.service.bodies import json_response
+from globus_compute.service.bodies import JsonObject, json_answer, json_response
 from globus_compute.service.context import Ctx
 
 router = APIRouter(tags=["functions"])
@@ -28,7 +26,7 @@ class FunctionRegistration(BaseModel):
     function_name: StrictStr
     function_code: StrictStr
     serialized: StrictBool = True
-    meta: dict[str, Any] = {}
+    meta: JsonObject = {}
     description: StrictStr | None = None
     public: StrictBool = False
     group: StrictStr | None = None
@@ -41,8 +39,8 @@ async def register_function(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    fid = functions.register_function(
-        ctx,
+    fid = await ctx.call(
+        functions.register_function,
         user,
         name=body.function_name,
         code=body.function_code,
@@ -62,8 +60,8 @@ async def get_function(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    fn = visible_function(ctx, user, function_id)
-    return json_response(
+    fn = await ctx.call(visible_function, user, function_id)
+    return await json_answer(
         {
             "function_uuid": fn.id,
             "function_name": fn.name,
@@ -72,7 +70,8 @@ async def get_function(
             "metadata": fn.meta,
             "public": fn.public,
             "group": fn.group_id,
-        }
+        },
+        len(fn.code),
     )
 
 
@@ -82,5 +81,5 @@ async def delete_function(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    functions.delete_function(ctx, user, function_id)
+    await ctx.call(functions.delete_function, user, function_id)
     return json_response({"result": 302})

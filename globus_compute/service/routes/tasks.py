@@ -1,6 +1,8 @@
 """Task routes: submit (v3), task status, batch status (with the ``wait`` long poll), task groups.
 
 What a submit checks and queues, and how ``batch_status?wait=`` waits, is ``actions/tasks.py``.
+A batch status answer that was full lists the ids it left out under ``deferred`` (an extension
+the reference client ignores; it simply asks again for ids missing from ``results``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from starlette.responses import Response
 from globus_compute.protocol.agent import MAX_WAIT_S
 from globus_compute.service.actions import tasks
 from globus_compute.service.auth import CurrentUser
-from globus_compute.service.bodies import json_object, json_response
+from globus_compute.service.bodies import json_answer, json_object, json_response
 from globus_compute.service.context import Ctx
 from globus_compute.service.errors import ApiError
 from globus_compute.service.openapi import UUID_SCHEMA, object_schema
@@ -52,7 +54,7 @@ async def submit(
     ctx: Ctx,
 ) -> Response:
     body = await json_object(request)
-    submitted = tasks.submit(ctx, user, endpoint_id, body)
+    submitted = await ctx.call(tasks.submit, user, endpoint_id, body)
     return json_response(
         {
             "request_id": request.state.request_id,
@@ -69,9 +71,9 @@ async def get_task(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    doc = tasks.task_document(ctx, user, task_id)
+    doc = await ctx.call(tasks.task_document, user, task_id)
     doc["task_id"] = task_id
-    return json_response(doc)
+    return await json_answer(doc, len(doc.get("result") or doc.get("exception") or ""))
 
 
 @router.post("/v2/batch_status", summary="Get many tasks", openapi_extra=_BATCH_STATUS_SCHEMA)
@@ -89,8 +91,11 @@ async def batch_status(
     ] = None,
 ) -> Response:
     body = await json_object(request)
-    results = await tasks.batch_status(ctx, user, body, wait)
-    return json_response({"response": "batch", "results": results})
+    status = await tasks.batch_status(ctx, user, body, wait)
+    answer = {"response": "batch", "results": status.results}
+    if status.deferred:
+        answer["deferred"] = status.deferred
+    return await json_answer(answer, status.text_bytes)
 
 
 @router.get("/v2/taskgroup/{task_group_id}", summary="List the tasks of a task group")
@@ -99,7 +104,7 @@ async def get_task_group(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    tgid, rows = tasks.task_group(ctx, user, task_group_id)
+    tgid, rows = await ctx.call(tasks.task_group, user, task_group_id)
     members = [
         {
             "id": tid,
@@ -109,7 +114,8 @@ async def get_task_group(
         }
         for tid, created in rows
     ]
-    return json_response({"taskgroup_id": tgid, "create_websockets_queue": False, "tasks": members})
+    answer = {"taskgroup_id": tgid, "create_websockets_queue": False, "tasks": members}
+    return await json_answer(answer, 64 * len(members))
 
 
 @router.get(
