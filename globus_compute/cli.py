@@ -14,7 +14,8 @@ their owner's service; no token is ever passed on a command line.
 
 ``--rate-limit 2 --rate-burst 20`` (``serve`` and ``up``) enforces the hosted service's
 20 requests per 10 s per identity, answering 429 with ``Retry-After`` beyond it: the way to
-rehearse a workload against the hosted limits (README, "Rate limits").
+rehearse a workload against the hosted limits (docs/guides/embedded.md, "Rehearsing the
+hosted limits").
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ Two properties of the service are explicit, not guessed at each call: ``request_
 for the embedded service, which has no rate limit) and ``long_poll`` (whether the service
 holds ``batch_status`` requests, which only our embedded service does). Both default from the
 URL (loopback: the embedded service) and both can be set, so the hosted code paths can be
-rehearsed against the embedded service (README, "Rate limits").
+rehearsed against the embedded service (docs/guides/embedded.md, "Rehearsing the hosted
+limits").
 
 Threads: the Executor calls one Client from its submitter and poller threads at once, and a
 long-polling ``get_batch_result(wait=...)`` must not hold up submissions, so there is no

@@ -18,9 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.guide_blocks import GuideFormatError, guide_pages, read_blocks
+from tests.support.guide_blocks import (
+    Block,
+    GuideFormatError,
+    guide_pages,
+    parse_blocks,
+    read_blocks,
+)
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 RUNNER = Path(__file__).resolve().parents[1] / "support" / "run_guide.py"
 #: The longest one page may take: a few LocalCompute starts and a Parsl engine, on a busy box.
 PAGE_TIMEOUT_S = 100
@@ -44,6 +51,21 @@ def test_every_code_block_of_the_page_runs(page, tmp_path, guide_report):
     guide_report["skipped"] += [f"{b.where}: {b.skip}" for b in blocks if not b.runs]
     if not runnable:
         pytest.skip(f"{page.name} has no block to run ({len(blocks)} marked skip)")
+    guide_report["run"] += _run_page(runnable, tmp_path)
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(PAGE_TIMEOUT_S + 20)
+def test_the_readme_example_runs(tmp_path):
+    """The README's Python example (its bash blocks are the install commands CI runs)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    examples = [b for b in parse_blocks("README.md", text) if b.language == "python"]
+    assert examples, "the README shows an example"
+    assert len(_run_page(examples, tmp_path)) == len(examples)
+
+
+def _run_page(runnable: list[Block], tmp_path: Path) -> list[str]:
+    """Run blocks with ``run_guide.py``; the blocks that passed, once all of them did."""
     spec = tmp_path / "blocks.json"
     spec.write_text(json.dumps([dataclasses.asdict(b) for b in runnable]))
     work = tmp_path / "work"
@@ -68,11 +90,13 @@ def test_every_code_block_of_the_page_runs(page, tmp_path, guide_report):
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout or ""
         out = out.decode() if isinstance(out, bytes) else out
-        pytest.fail(f"{page.name} did not finish in {PAGE_TIMEOUT_S} s; output:\n{out}")
-    ok = [line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("BLOCK-OK ")]
-    guide_report["run"] += ok
+        pytest.fail(f"{runnable[0].page} did not finish in {PAGE_TIMEOUT_S} s; output:\n{out}")
+    ok = [
+        line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("BLOCK-OK ")
+    ]
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     assert ok == [b.where for b in runnable]
+    return ok
 
 
 # -- the marker format -------------------------------------------------------------------------
@@ -88,7 +112,8 @@ def test_markers_bind_to_the_block_below_them(tmp_path):
     blocks = _page(
         tmp_path,
         "# T\n\n% skip: needs the hosted service\n```python\nClient()\n```\n\n"
-        "```text\noutput\n```\n\n```python\nprint(1)\n```\n\n```text\n1\n```\n\n% file: ep.yaml\n```yaml\nengine: {}\n```\n"
+        "```text\noutput\n```\n\n```python\nprint(1)\n```\n\n```text\n1\n```\n\n"
+        "% file: ep.yaml\n```yaml\nengine: {}\n```\n"
         "```bash\necho hi\n```\n",
     )
     assert [(b.language, b.skip, b.file, b.line) for b in blocks] == [

@@ -1,4 +1,5 @@
-"""``globus-compute-local up`` as the README shows it, and a script that finds it unconfigured."""
+"""``globus-compute-local up`` as ``docs/guides/embedded.md`` shows it, and a script that finds it
+unconfigured."""
 
 from __future__ import annotations
 

@@ -89,8 +89,12 @@ def read_blocks(path: Path, docs_dir: Path) -> list[Block]:
             block, a ``skip`` without a reason, a ``yaml`` block neither written nor skipped,
             or ``background`` on a block that is not ``bash``.
     """
-    page = path.relative_to(docs_dir).as_posix()
-    return _blocks(page, path.read_text(encoding="utf-8").splitlines())
+    return parse_blocks(path.relative_to(docs_dir).as_posix(), path.read_text(encoding="utf-8"))
+
+
+def parse_blocks(page: str, text: str) -> list[Block]:
+    """The code blocks of Markdown ``text``, named after ``page`` (see :func:`read_blocks`)."""
+    return _blocks(page, text.splitlines())
 
 
 def _blocks(page: str, lines: list[str]) -> list[Block]:

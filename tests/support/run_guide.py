@@ -4,8 +4,9 @@
 
 ``BLOCKS.json`` is a list of :class:`guide_blocks.Block` fields (the blocks that run). Python
 blocks run in a fresh ``__main__`` module, so functions they define pickle as a user's script's
-do, and must print exactly the output the page shows below them (if it shows any); ``bash`` blocks run under ``bash -eu -o pipefail`` in the same working directory; ``% file:``
-blocks are written there. Prints ``BLOCK-OK <page>:<line>`` after each block, and on the first
+do, and must print exactly the output the page shows below them (if it shows any). ``bash``
+blocks run under ``bash -eu -o pipefail`` in the same working directory; ``% file:`` blocks
+are written there. Prints ``BLOCK-OK <page>:<line>`` after each block, and on the first
 failure ``BLOCK-FAILED <page>:<line>`` with the traceback, then exits 1. Whatever the page left
 running (background commands, ``LocalCompute`` stacks, Executors) is stopped at the end.
 """
@@ -107,7 +108,9 @@ def run_blocks(blocks: list[dict[str, Any]]) -> int:
         sys.modules["__main__"] = runner_main
 
 
-def _run_one(block: dict[str, Any], namespace: dict[str, Any], background: list[Background]) -> None:
+def _run_one(
+    block: dict[str, Any], namespace: dict[str, Any], background: list[Background]
+) -> None:
     code = block["code"]
     if block.get("file"):
         Path(block["file"]).write_text(code, encoding="utf-8")

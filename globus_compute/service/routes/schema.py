@@ -1,10 +1,11 @@
 """``GET /openapi.json``: the service's OpenAPI schema, for callers with a token.
 
 Like every route but ``GET /v2/version``, the schema needs a bearer token, so the rule the
-README states has no exception to remember. (It describes routes, not data, and is the same for
-every install.) The browsable ``/docs`` and ``/redoc`` pages are not served: a browser cannot
-send the bearer token they would need to fetch the schema, and they load their scripts from a
-CDN, which a loopback service should not invite::
+guarantees page (``docs/guides/guarantees.md``) states has no exception to remember. (It
+describes routes, not data, and is the same for every install.) The browsable ``/docs`` and
+``/redoc`` pages are not served: a browser cannot send the bearer token they would need to
+fetch the schema, and they load their scripts from a CDN, which a loopback service should not
+invite::
 
     curl -H "Authorization: Bearer $(cat ~/.globus_compute/local/tokens/local.token)" \\
         http://127.0.0.1:5000/openapi.json
