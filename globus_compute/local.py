@@ -64,6 +64,9 @@ EXIT_POLL_S = 0.02
 #: How long a stopped child's output may take to reach its log (the pipe is at its end).
 LOG_COPY_JOIN_S = 2.0
 
+#: Seconds ``stop`` waits for SIGKILLed members of a child's process group to be gone.
+GROUP_GONE_S = 5.0
+
 
 def _parent_import_path() -> str:
     """This process's ``sys.path`` as a ``PYTHONPATH`` for the children.
@@ -181,8 +184,10 @@ class ChildProcess:
         """Ask the child to exit (SIGTERM) and wait ``timeout`` seconds; then kill its group.
 
         Whatever is left in the child's process group once the child has exited (a worker that
-        ignored its own stop) is killed too, before the child is reaped: the group id cannot
-        be reused while the child is a zombie. Returns once the child is reaped.
+        ignored its own stop, a multiprocessing forkserver still winding down) is killed too,
+        before the child is reaped: the group id cannot be reused while the child is a zombie.
+        Returns once the child is reaped and no process of its group runs any more (SIGKILL
+        lands asynchronously; on a busy machine a killed process runs on for a moment).
         """
         process = self.process
         if process is not None and process.returncode is None:
@@ -195,6 +200,7 @@ class ChildProcess:
                         timeout,
                     )
             _signal_group(process.pid, signal.SIGKILL)  # also whatever it left behind
+            _wait_group_gone(process.pid, GROUP_GONE_S)
             process.wait()
         if self._lifeline is not None:
             self._lifeline.close()
@@ -223,6 +229,31 @@ def _exited(pid: int, timeout: float) -> bool:
         if remaining <= 0:
             return False
         pause.wait(min(EXIT_POLL_S, remaining))
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies do not count); Linux's /proc."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Wait up to ``timeout`` s for every process of group ``pgid`` to stop running."""
+    if not os.path.isdir("/proc"):
+        return
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while _group_running(pgid) and time.monotonic() < deadline:
+        pause.wait(EXIT_POLL_S)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

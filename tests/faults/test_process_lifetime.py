@@ -105,13 +105,16 @@ def test_the_stack_dies_with_its_killed_owner(tmp_path: Path, how: signal.Signal
 def test_stop_with_a_running_task_is_prompt_and_leaves_no_process(
     local_stack: Callable[..., LocalCompute], tmp_path: Path
 ) -> None:
+    # Only the stack's processes: earlier tests in this process may have left their own
+    # children (a multiprocessing forkserver and resource tracker live as long as it does).
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
     local = local_stack(workers=2)
     runs = str(tmp_path / "runs.log")
     client = source_client(local)
     fid = client.register_function(logged_run)
     client.run(runs, 0, 300, endpoint_id=local.endpoint_id, function_id=fid)
     wait_until(lambda: len(run_starts(runs)) == 1, "the task to start")
-    pids = [p.pid for p in psutil.Process().children(recursive=True)]
+    pids = [p.pid for p in psutil.Process().children(recursive=True) if p.pid not in before]
     assert len(pids) >= 5, pids
     started = time.monotonic()
     local.stop()
