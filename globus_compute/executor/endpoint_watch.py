@@ -1,23 +1,31 @@
 """Telling the user when work waits on an offline endpoint.
 
 A task sent to an endpoint whose agent is not running waits: the service keeps it until an agent
-claims it. That is correct, and silent. :class:`EndpointWatch` makes the wait visible. Whoever
-holds pending tasks (the Executor's poller, each round) calls :meth:`EndpointWatch.check` with
-the endpoints they wait on; each is asked about at most every ``check_every_s`` seconds. The
-first time one is seen offline a warning is logged, once per offline spell::
+claims it. That is correct, and silent. :class:`EndpointWatch` makes the wait visible. The
+Executor's result poller holds one and calls :meth:`EndpointWatch.check` after each poll with
+the endpoints its pending tasks wait on, and those whose tasks just finished. The first time an
+endpoint is seen offline a warning is logged, once per offline spell::
 
-    waiting for endpoint 2f5b...; it has been offline since 2026-12-01 12:03:07
+    waiting for endpoint 2f5b...; it has been offline since 2026-12-01 12:03:07: its tasks
+    start once its agent runs
 
-and :meth:`EndpointWatch.waiting_on` / :meth:`EndpointWatch.describe` answer the same for
-``Executor.progress()`` or a future. When the endpoint is back online an INFO line says so and
-the notice is armed again.
+and :meth:`EndpointWatch.waiting_on` answers the same for ``Executor.progress().waiting_on``.
+When the endpoint is back online an INFO line says so and the notice is armed again.
+
+What it costs: at most one ``get_endpoint_status`` request per endpoint per ``check_every_s``,
+plus one when a task of an endpoint seen offline finishes (its agent is back, most likely: the
+re-check says so at once, even if no other work waits there). With a request budget (the hosted
+service's 20 requests per 10 s, shared with submits and polls), a status request is only made
+when it takes nothing from them: no turn is waiting and the bucket is at least half full, and
+then only one per check; the others stay due for a later check. Status requests are never
+retried here: a failed one leaves what was known.
 
 "Offline since" is the ``last_heartbeat`` of the status document (the embedded service sends
 the time of the agent's last heartbeat or of its goodbye); without it (the hosted service) it is
 when this watch first saw the endpoint offline.
 
-This module is self-contained on purpose: it needs only ``client.get_endpoint_status``, so the
-Executor (or any caller) can adopt it without changes here.
+The watch needs only ``client.get_endpoint_status``; a client without it (an ``ExecutorClient``
+need not have it) is never asked, and nothing is reported.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["EndpointWatch"]
+from globus_compute.client.request_budget import SPARE_FRACTION, RequestBudget
+
+__all__ = ["CHECK_EVERY_S", "EndpointWatch", "describe_wait"]
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +47,20 @@ log = logging.getLogger(__name__)
 CHECK_EVERY_S = 30.0
 
 
+def describe_wait(endpoint_id: str, since: float) -> str:
+    """``waiting for endpoint <id>; it has been offline since <local time>``."""
+    when = datetime.datetime.fromtimestamp(since).isoformat(sep=" ", timespec="seconds")
+    return f"waiting for endpoint {endpoint_id}; it has been offline since {when}"
+
+
 class EndpointWatch:
     """Which endpoints pending work waits on are offline, and since when.
 
     Args:
-        client: Anything with ``get_endpoint_status(endpoint_id) -> dict`` (a ``Client``).
+        client: Anything with ``get_endpoint_status(endpoint_id) -> dict`` (a ``Client``);
+            without that method the watch asks nothing.
         check_every_s: Least time between two status requests for one endpoint.
+        budget: The client's request budget, if any (see the module docstring).
         clock: Monotonic seconds, for pacing (injectable for tests).
         wall_clock: Unix seconds, for "offline since" when the service does not say.
     """
@@ -52,38 +70,53 @@ class EndpointWatch:
         client: Any,
         *,
         check_every_s: float = CHECK_EVERY_S,
+        budget: RequestBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = client
+        self._get_status: Callable[[str], Any] | None = getattr(client, "get_endpoint_status", None)
         self.check_every_s = check_every_s
+        self._budget = budget
         self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._checked_at: dict[str, float] = {}
         self._offline: dict[str, float] = {}
+        self.requests = 0  # status requests made (tests and curious users)
 
-    def check(self, endpoint_ids: Iterable[str]) -> dict[str, float]:
-        """Ask about the given endpoints that are due; return every offline one, with since.
+    def check(self, waiting: Iterable[str], finished: Iterable[str] = ()) -> dict[str, float]:
+        """Ask about the endpoints that are due; return every offline one, with since.
 
-        Endpoints not given any more (no work waits on them) are forgotten. A failed status
-        request leaves what was known.
+        Args:
+            waiting: The endpoints pending work waits on. Endpoints not given any more are
+                forgotten (after a last look, if ``finished`` names them).
+            finished: Endpoints whose tasks finished since the last check; one seen offline is
+                asked about again at once.
         """
-        wanted = set(endpoint_ids)
+        if self._get_status is None:
+            return {}
+        wanted = set(waiting)
         now = self._clock()
         with self._lock:
-            for gone in set(self._checked_at) - wanted:
-                self._checked_at.pop(gone, None)
-                self._offline.pop(gone, None)
-            due = [
+            revived = [e for e in set(finished) if e in self._offline]
+            due = revived + [
                 e
                 for e in wanted
-                if now - self._checked_at.get(e, float("-inf")) >= self.check_every_s
+                if e not in revived
+                and now - self._checked_at.get(e, float("-inf")) >= self.check_every_s
             ]
-            for endpoint_id in due:
-                self._checked_at[endpoint_id] = now
         for endpoint_id in due:
+            if not self._budget_allows():
+                break
+            with self._lock:
+                self._checked_at[endpoint_id] = now
             self._update(endpoint_id)
+            if self._budget is not None:
+                break  # one per check: the budget is shared with submits and polls
+        with self._lock:
+            for gone in (set(self._checked_at) | set(self._offline)) - wanted:
+                self._checked_at.pop(gone, None)
+                self._offline.pop(gone, None)
         return self.waiting_on()
 
     def waiting_on(self) -> dict[str, float]:
@@ -93,18 +126,25 @@ class EndpointWatch:
 
     def describe(self) -> list[str]:
         """One sentence per offline endpoint that work waits on."""
-        return [self.describe_one(e, since) for e, since in sorted(self.waiting_on().items())]
+        return [describe_wait(e, since) for e, since in sorted(self.waiting_on().items())]
 
-    @staticmethod
-    def describe_one(endpoint_id: str, since: float) -> str:
-        when = datetime.datetime.fromtimestamp(since).isoformat(sep=" ", timespec="seconds")
-        return f"waiting for endpoint {endpoint_id}; it has been offline since {when}"
+    def _budget_allows(self) -> bool:
+        """Whether a status request now takes nothing from submits and polls."""
+        budget = self._budget
+        if budget is None:
+            return True
+        return budget.waiting == 0 and budget.level() >= budget.rate.burst * SPARE_FRACTION
 
     def _update(self, endpoint_id: str) -> None:
+        assert self._get_status is not None
+        self.requests += 1
         try:
-            status = self._client.get_endpoint_status(endpoint_id)
+            status = self._get_status(endpoint_id)
         except Exception as exc:
-            log.debug("could not ask for the status of endpoint %s: %s", endpoint_id, exc)
+            log.debug("could not ask for the status of endpoint %s: %r", endpoint_id, exc)
+            return
+        if not isinstance(status, dict):
+            log.debug("endpoint %s: a status that is not a JSON object: %r", endpoint_id, status)
             return
         online = status.get("status") == "online"
         with self._lock:
@@ -118,8 +158,8 @@ class EndpointWatch:
                 self._offline[endpoint_id] = float(since)
             since = self._offline.get(endpoint_id)
         if online and was_offline:
-            log.info("endpoint %s is online again", endpoint_id)
+            log.info("endpoint %s is back online", endpoint_id)
         elif since is not None and not was_offline:
             log.warning(
-                "%s: its tasks start once its agent runs", self.describe_one(endpoint_id, since)
+                "%s: its tasks start once its agent runs", describe_wait(endpoint_id, since)
             )
