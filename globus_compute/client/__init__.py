@@ -11,6 +11,7 @@ only caller that uses a Client from several threads at once.
     auth             which credentials: authorizer, GlobusApp, local token, client identity
     environments     which service URL (environment names, overrides, loopback test,
                      whether polls are held)
+    stoppable_retry  globus-sdk retry configs whose waits end at interpreter exit
     request_budget   the per-identity request budget: turns, 429 drains, the poll share
     task_table       task documents -> TaskOutcome; the bounded cache of finished tasks
     result_trust     which results may be deserialized: JSON from anyone, dill from own endpoints

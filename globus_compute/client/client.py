@@ -63,7 +63,7 @@ from globus_compute.client.task_table import (
     TaskTable,
 )
 from globus_compute.errors import InvalidServiceResponse, TaskPending
-from globus_compute.protocol.ids import UuidLike, require_uuid
+from globus_compute.protocol.ids import UuidLike, canonical_uuid, require_uuid
 from globus_compute.serialize import ComputeSerializer, PureSourceTextInspect, pack_buffers
 from globus_compute.version import REFERENCE_SDK_VERSION
 
@@ -459,7 +459,9 @@ class Client:
         """Status entries of many tasks in at most one request, keyed by canonical task id.
 
         Unlike the reference, failed tasks are included, with their ``exception``; ids the
-        service does not report are left out.
+        service does not report are left out. So are ids our service leaves for a later
+        request because its answer was full (it lists them under ``deferred``): they are not
+        unknown, ask for them again (``get_task_outcomes`` tells them apart).
 
         Args:
             task_id_list: Task ids (str or UUID); duplicates are asked for once.
@@ -476,7 +478,8 @@ class Client:
         """``get_batch_result`` as typed outcomes: what the Executor's poller reads.
 
         Same request, same arguments; each value is a ``TaskOutcome`` instead of the
-        reference's status dict, and ``answer_bytes`` is the size of the service's answer.
+        reference's status dict, ``answer_bytes`` is the size of the service's answer and
+        ``deferred`` the requested ids a full answer left out (ask again; never "unknown").
         Finished tasks already in the cache come from it, but new ones join it only with
         ``remember=True``: the Executor hands each result to its future and nothing else, so a
         result lives exactly as long as the user keeps it.
@@ -511,7 +514,15 @@ class Client:
             document = orjson.loads(response.binary_content)
         except orjson.JSONDecodeError:
             document = None
-        return (document if isinstance(document, dict) else {}).get("results") or {}
+        if not isinstance(document, dict):
+            return {}
+        deferred = document.get("deferred")
+        if isinstance(deferred, list):
+            outcomes.deferred = frozenset(
+                tid for raw in deferred if (tid := canonical_uuid(raw)) is not None
+            )
+        results = document.get("results")
+        return results if isinstance(results, dict) else {}
 
     def get_task_group(self, task_group_id: UuidLike) -> dict[str, Any]:
         """The task group document (``tasks``: ``[{"id", "created_at"}]``), for reloading."""

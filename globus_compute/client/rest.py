@@ -6,7 +6,9 @@ is *not* retried there: five retries end in a failed call however long the rate 
 ``Client._request`` handles it instead (``request_budget``). A 500 is not retried: from a
 Compute service it means a bug, and a retried submit could run its tasks twice. 4xx answers are
 never retried, except globus-sdk's single retry of a 401 after a token refresh, which only
-authorizers that can refresh take.
+authorizers that can refresh take. The waits between tries end, and no retry follows, once the
+interpreter is exiting (``stoppable_retry``): an Executor whose service is gone lets the process
+exit within about one request timeout.
 
 Request bodies keep the reference SDK's key order and presence rules, so the bytes on the wire
 match what ``globus-compute-sdk`` sends (``meta.sdk_version`` is the reference version).
@@ -27,6 +29,7 @@ from globus_sdk.transport import RetryConfig
 
 from globus_compute import local_socket
 from globus_compute.client import auth
+from globus_compute.client.stoppable_retry import stoppable_retry_config
 from globus_compute.errors import VersionMismatch
 from globus_compute.protocol.ids import UuidLike, require_uuid
 from globus_compute.version import REFERENCE_SDK_VERSION, __version__
@@ -48,8 +51,9 @@ RETRY_AFTER_STATUS_CODES = (503,)
 
 
 def retry_config() -> RetryConfig:
-    """A fresh config per globus-sdk client: each registers its own checks on it."""
-    return RetryConfig(
+    """A fresh config per globus-sdk client (each registers its own checks on it), whose
+    retries end at interpreter exit."""
+    return stoppable_retry_config(
         transient_error_status_codes=TRANSIENT_STATUS_CODES,
         retry_after_status_codes=RETRY_AFTER_STATUS_CODES,
     )

@@ -115,9 +115,12 @@ class TaskOutcomes(dict[str, TaskOutcome]):
     Attributes:
         answer_bytes: Bytes of the service's answer body (0 when every outcome came from the
             cache). The Executor's poller sizes its next poll by it.
+        deferred: Canonical ids of requested tasks the service left out because its answer
+            was full (our service's ``deferred`` list): not unknown, to be asked again.
     """
 
     answer_bytes: int = 0
+    deferred: frozenset[str] = frozenset()
 
 
 #: The outcome of a pending task whose document says no more than its (known) state; shared,

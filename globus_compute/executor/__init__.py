@@ -11,6 +11,7 @@ and imports only modules listed above it (no cycles)::
     client_protocol  ExecutorClient: exactly what the Executor needs of a client
     settings         TaskSettings: the per-task settings value; the submit group key
     poll_chunks      ChunkSizer: how many ids the next poll asks about
+    endpoint_watch   EndpointWatch: which endpoints pending work waits on are offline
     poller           ResultPoller and its frozen PollSettings: one thread polling results
     watcher          ResultWatcher: the current poller, replaced when it gives up
     submitter        TaskSubmitter: the submit queue and the thread sending it in batches

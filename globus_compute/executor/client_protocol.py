@@ -10,6 +10,11 @@ lists a task group when reloading. It paces itself by two properties of the clie
 ``request_budget`` (None: requests are free) and whether the service holds polls
 (``long_poll``). The batch type is the client's own (``Batch`` for our Client), hence the
 type parameter.
+
+One more member is optional: ``get_endpoint_status(endpoint_id) -> dict`` (``Client`` has it).
+With it the result poller tells the user when pending tasks wait on an offline endpoint
+(``endpoint_watch``); a client without it is never asked, and ``progress().waiting_on`` stays
+empty.
 """
 
 from __future__ import annotations

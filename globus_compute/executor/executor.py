@@ -286,8 +286,11 @@ class Executor(concurrent.futures.Executor):
         return self._counts.sent
 
     def progress(self) -> Progress:
-        """Counts of this executor's tasks by stage, for progress displays and logs."""
-        return self._counts.snapshot()
+        """Counts of this executor's tasks by stage, for progress displays and logs, and the
+        offline endpoints running tasks wait on (``waiting_on``: endpoint id -> offline since,
+        unix seconds; the poller checks at most every 30 s per endpoint, within the request
+        budget, and a warning is logged once per offline spell)."""
+        return self._counts.snapshot(self._watcher.waiting_on())
 
     # -- registration --------------------------------------------------------------------------
 

@@ -32,8 +32,15 @@ retried after a ``retry.Backoff`` pause (from ``min_interval_s``, doubling, up t
 ``max_interval_s``). 401/403, or ``max_failures`` failures in a row, end the poller: every
 future it owns gets ``ResultPollingError`` saying why, and the watcher hands later tasks to a
 fresh poller. An id the service keeps omitting (expired, or never known) fails the same way
-after ``missing_limit`` polls and ``missing_grace_s`` seconds. All of these knobs are one
-frozen :class:`PollSettings`.
+after ``missing_limit`` polls and ``missing_grace_s`` seconds. An id a full answer left out and
+listed under ``deferred`` (``TaskOutcomes.deferred``) is not missing: it is asked about again in
+its turn, however often that happens. All of these knobs are one frozen :class:`PollSettings`.
+
+Waiting is not silent. The poller knows which endpoint each submitted task waits on (the
+submitter says, ``watch(..., endpoint_id=)``; reloaded tasks have none) and, after each poll,
+has its :class:`~globus_compute.executor.endpoint_watch.EndpointWatch` (``endpoint_watch``)
+check those endpoints, paced by ``endpoint_check_s`` and by the request budget: an offline one
+is logged once and shows in ``Executor.progress().waiting_on`` until it is back.
 
 That is giving up. Dying is different: an exception escaping the loop is a defect, so the
 poller tells its watcher (``on_broken``, which breaks the Executor) and fails every future it
@@ -53,7 +60,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +72,7 @@ from globus_compute.client.request_budget import (
     retry_after_s,
 )
 from globus_compute.errors import ExecutorBroken, RequestCancelled, ResultPollingError
+from globus_compute.executor.endpoint_watch import CHECK_EVERY_S, EndpointWatch
 from globus_compute.executor.future import ComputeFuture, fail_quietly, resolve
 from globus_compute.executor.poll_chunks import MAX_ANSWER_BYTES, ChunkSizer
 from globus_compute.retry import Backoff
@@ -112,6 +120,8 @@ class PollSettings:
         max_failures: Consecutive failed requests after which the poller gives up (at least 1).
         missing_limit: Polls an id may be omitted from answers before it fails...
         missing_grace_s: ...provided it has also been missing this long.
+        endpoint_check_s: Least time between two status requests for one endpoint that
+            pending tasks wait on (``EndpointWatch``).
     """
 
     long_poll: bool
@@ -124,6 +134,7 @@ class PollSettings:
     max_failures: int = 8
     missing_limit: int = 3
     missing_grace_s: float = 60.0
+    endpoint_check_s: float = CHECK_EVERY_S
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chunk_size", max(1, self.chunk_size))
@@ -202,6 +213,12 @@ class ResultPoller:
         self._lock = threading.Lock()
         self._pending: collections.OrderedDict[str, ComputeFuture] = collections.OrderedDict()
         self._missing: dict[str, tuple[int, float]] = {}  # id -> (times omitted, first omitted)
+        # Which endpoint each pending task waits on (if known), and how many wait on each.
+        self._endpoint_of: dict[str, str] = {}
+        self._tasks_at: collections.Counter[str] = collections.Counter()
+        self.endpoint_watch = EndpointWatch(
+            client, check_every_s=settings.endpoint_check_s, budget=self._budget, clock=clock
+        )
         self._closing = False
         self._exited = False
         self._activity = False
@@ -214,13 +231,21 @@ class ResultPoller:
 
     # -- called from other threads ---------------------------------------------------------
 
-    def watch(self, pairs: Iterable[tuple[str, ComputeFuture]]) -> bool:
-        """Take ownership of ``(task_id, future)`` pairs; False if this poller has ended."""
+    def watch(
+        self, pairs: Iterable[tuple[str, ComputeFuture]], *, endpoint_id: str | None = None
+    ) -> bool:
+        """Take ownership of ``(task_id, future)`` pairs, all waiting on ``endpoint_id`` if
+        given; False if this poller has ended."""
         with self._lock:
             if self._exited:
                 return False
             for task_id, future in pairs:
+                if task_id in self._pending:
+                    self._drop_locked(task_id)  # watched again: counted once
                 self._pending[task_id] = future
+                if endpoint_id is not None:
+                    self._endpoint_of[task_id] = endpoint_id
+                    self._tasks_at[endpoint_id] += 1
             self._activity = True
             if self.thread.ident is None:
                 self.thread.start()
@@ -303,8 +328,9 @@ class ResultPoller:
                     # Outside the try: a defect reading the answer kills the thread (broken),
                     # it is not a failed request.
                     self._size_next_poll(ids, answers, total)
-                    resolved = self._apply(ids, answers)
+                    resolved, finished_at = self._apply(ids, answers)
                     del answers  # hold no result while waiting for the next round
+                    self._check_endpoints(finished_at)
                     if settings.long_poll:
                         continue
                     if resolved * 2 >= len(ids) and total > len(ids):
@@ -425,30 +451,52 @@ class ResultPoller:
                 interval = min(interval, self.settings.min_interval_s)
         return interval
 
-    def _apply(self, ids: list[str], answers: Mapping[str, TaskOutcome]) -> int:
-        """Resolve the futures whose tasks finished; return how many."""
+    def _apply(self, ids: list[str], answers: TaskOutcomes) -> tuple[int, set[str]]:
+        """Resolve the futures whose tasks finished.
+
+        Returns:
+            How many were resolved, and the endpoints whose tasks finished.
+        """
         done: list[tuple[ComputeFuture, TaskOutcome]] = []
         lost: list[tuple[ComputeFuture, str]] = []
+        finished_at: set[str] = set()
         now = self._clock()
-        with self._lock:
-            for task_id in ids:
-                future = self._pending.get(task_id)
-                if future is None:
-                    continue
-                answer = answers.get(task_id)
-                if answer is None:
-                    if self._note_missing(task_id, now):
-                        del self._pending[task_id]
-                        lost.append((future, task_id))
-                    else:
+        try:
+            deferred = answers.deferred
+            with self._lock:
+                for task_id in ids:
+                    future = self._pending.get(task_id)
+                    if future is None:
+                        continue
+                    answer = answers.get(task_id)
+                    if answer is None:
+                        if task_id in deferred:
+                            self._missing.pop(task_id, None)  # a full answer left it for later
+                            self._pending.move_to_end(task_id)
+                        elif self._note_missing(task_id, now):
+                            self._drop_locked(task_id)
+                            lost.append((future, task_id))
+                        else:
+                            self._pending.move_to_end(task_id)
+                        continue
+                    self._missing.pop(task_id, None)
+                    if answer.pending and not future.done():
                         self._pending.move_to_end(task_id)
-                    continue
-                self._missing.pop(task_id, None)
-                if answer.pending and not future.done():
-                    self._pending.move_to_end(task_id)
-                    continue
-                del self._pending[task_id]
-                done.append((future, answer))
+                        continue
+                    endpoint_id = self._drop_locked(task_id)
+                    if endpoint_id is not None and not answer.pending:
+                        finished_at.add(endpoint_id)
+                    done.append((future, answer))
+        finally:
+            # Even if reading the answer failed half-way (a defect, which kills the thread):
+            # a future taken out of the table is no longer failed with the rest.
+            resolved = self._deliver(done, lost)
+        return resolved, finished_at
+
+    def _deliver(
+        self, done: list[tuple[ComputeFuture, TaskOutcome]], lost: list[tuple[ComputeFuture, str]]
+    ) -> int:
+        """Resolve finished tasks' futures and fail lost ones; count them; return how many."""
         succeeded = failed = 0
         for future, answer in done:
             ok = resolve(future, answer)
@@ -463,12 +511,35 @@ class ResultPoller:
             self._on_resolved(succeeded, failed)
         return succeeded + failed
 
+    def _drop_locked(self, task_id: str) -> str | None:
+        """Remove a task from the table; the endpoint it waited on, if known."""
+        del self._pending[task_id]
+        endpoint_id = self._endpoint_of.pop(task_id, None)
+        if endpoint_id is not None:
+            self._tasks_at[endpoint_id] -= 1
+            if self._tasks_at[endpoint_id] <= 0:
+                del self._tasks_at[endpoint_id]
+        return endpoint_id
+
+    def _check_endpoints(self, finished_at: set[str]) -> None:
+        """Let the endpoint watch look at the endpoints pending tasks wait on."""
+        with self._lock:
+            waiting = list(self._tasks_at)
+        if waiting or finished_at:
+            self.endpoint_watch.check(waiting, finished_at)
+
+    def waiting_on(self) -> dict[str, float]:
+        """Offline endpoints this poller's pending tasks wait on -> offline since (unix s)."""
+        with self._lock:
+            waiting = set(self._tasks_at)
+        return {e: since for e, since in self.endpoint_watch.waiting_on().items() if e in waiting}
+
     def _note_missing(self, task_id: str, now: float) -> bool:
         count, first = self._missing.get(task_id, (0, now))
         count += 1
         settings = self.settings
         if count >= settings.missing_limit and now - first >= settings.missing_grace_s:
-            del self._missing[task_id]
+            self._missing.pop(task_id, None)  # absent if this is its first miss
             return True
         self._missing[task_id] = (count, first)
         return False
@@ -498,6 +569,8 @@ class ResultPoller:
             owned = list(self._pending.items())
             self._pending.clear()
             self._missing.clear()
+            self._endpoint_of.clear()
+            self._tasks_at.clear()
         failed = 0
         for task_id, future in owned:
             err = error(

@@ -8,7 +8,10 @@ and at exit, in this order:
 1. every enrolled submitter still alive is closed and given up to ``EXIT_FLUSH_TIMEOUT_S``
    (shared) to send what is queued, so no task a user submitted is silently dropped; then it is
    aborted: a wait still under way (for a turn in the request budget, a 429's ``Retry-After``,
-   an unreachable service) is cut short, and what was not sent fails with ``ExecutorShutdown``;
+   an unreachable service) is cut short, and what was not sent fails with ``ExecutorShutdown``.
+   Just before that, ``client.stoppable_retry.EXITING`` is set: every globus-sdk call of ours
+   still in its retry waits (a submit or poll to a service that is gone) ends after one more
+   try instead of retrying for 8-23 s, so exit takes about one request timeout, not that;
 2. every enrolled watcher still alive is stopped: polling ends, and each future still pending
    fails with ``ResultPollingError("the interpreter is exiting ...")``. The tasks keep running on
    the endpoint; ``Executor.reload_tasks(task_group_id)`` fetches them later.
@@ -45,6 +48,7 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol
 
+from globus_compute.client import stoppable_retry
 from globus_compute.errors import ExecutorShutdown
 
 log = logging.getLogger(__name__)
@@ -120,6 +124,7 @@ def _at_exit() -> None:
     deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT_S
     for submitter in submitters:
         _quietly(submitter.join, max(0.0, deadline - time.monotonic()))
+    stoppable_retry.EXITING.set()  # no more globus-sdk retries: calls in flight end after a try
     for submitter in submitters:
         _quietly(submitter.abort, EXIT_REASON)  # whatever still waits for a turn fails now
     for watcher in watchers:

@@ -485,7 +485,7 @@ class TaskSubmitter:
                 item.future.task_id = str(task_id)
                 pairs.append((item.future.task_id, item.future))
         if pairs:
-            self._watcher.watch(pairs)
+            self._watcher.watch(pairs, endpoint_id=key.endpoint_id)
 
     def _fail(self, items: list[TaskItem], exc: BaseException) -> None:
         failed = sum(fail_quietly(item.future, exc) for item in items)

@@ -87,8 +87,16 @@ class ResultWatcher:
         """Why polling was stopped (``stop``), if it was; then nothing more can be watched."""
         return self._stop_reason
 
-    def watch(self, pairs: Sequence[tuple[str, ComputeFuture]]) -> None:
-        """Resolve these accepted tasks' futures: give them to the live poller, or a new one."""
+    def watch(
+        self, pairs: Sequence[tuple[str, ComputeFuture]], *, endpoint_id: str | None = None
+    ) -> None:
+        """Resolve these accepted tasks' futures: give them to the live poller, or a new one.
+
+        Args:
+            pairs: ``(task_id, future)`` of tasks the service accepted.
+            endpoint_id: The endpoint they all wait on, if known (the submitter knows; a
+                reload does not): the poller then watches whether it is online.
+        """
         self._counts.add_sent(len(pairs))
         while True:
             with self._lock:
@@ -98,7 +106,7 @@ class ResultWatcher:
                 poller = self._poller
                 if poller is None or not poller.accepting:
                     poller = self._replace_poller_locked()
-            if poller.watch(pairs):
+            if poller.watch(pairs, endpoint_id=endpoint_id):
                 return
         failed = sum(fail_quietly(future, err) for _, future in pairs)
         self._counts.add_resolved(0, failed)
@@ -108,6 +116,17 @@ class ResultWatcher:
         with self._lock:
             poller = self._poller
         return None if poller is None else poller.future_for(task_id)
+
+    def waiting_on(self) -> dict[str, float]:
+        """Offline endpoints that pending tasks wait on -> offline since (unix seconds), as the
+        live pollers' endpoint watches last saw them."""
+        with self._lock:
+            pollers = self._pollers_locked()
+        offline: dict[str, float] = {}
+        for poller in pollers:
+            for endpoint_id, since in poller.waiting_on().items():
+                offline[endpoint_id] = min(since, offline.get(endpoint_id, since))
+        return offline
 
     def close_when_idle(self) -> None:
         """Let the current poller, and any started later, end once their futures resolve."""

@@ -161,12 +161,6 @@ print("service killed", time.monotonic(), flush=True)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the SDK side of issue 14: the Executor's exit joins a poller inside globus-sdk's "
-    "retry sleeps; globus_compute.stoppable_retry is the fix, to be wired into _rest and "
-    "Executor._stop_for_exit (see the issue 14 report)",
-)
 def test_the_owner_exits_promptly_with_the_service_gone(tmp_path: Path) -> None:
     script = tmp_path / "owner.py"
     script.write_text(SDK_EXIT_SCRIPT)

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from globus_compute.errors import LocalComputeError, TaskExecutionFailed
+from globus_compute.executor.endpoint_watch import describe_wait
 from globus_compute.local import LocalCompute
 from tests.support.faults import (
     Ledger,
@@ -52,31 +53,36 @@ def test_a_gracefully_stopped_endpoint_is_offline_at_once(
 
 
 def test_waiting_on_an_offline_endpoint_is_said_once(
-    local_stack: Callable[..., LocalCompute], caplog: pytest.LogCaptureFixture
+    local_stack: Callable[..., LocalCompute], caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    from globus_compute.endpoint_watch import EndpointWatch
-
+    """Submit to an endpoint whose agent is stopped: the Executor's poller says so once in the
+    log and in ``progress().waiting_on``; once the agent runs again the task completes, an INFO
+    line says the endpoint is back and ``waiting_on`` is empty."""
     local = local_stack(workers=1)
-    client = source_client(local)
     assert local.endpoint is not None and local.endpoint_id is not None
+    endpoint_id = local.endpoint_id
     stopped_at = time.time()
     local.endpoint.stop()
-    watch = EndpointWatch(client, check_every_s=0.0)
-    with caplog.at_level(logging.WARNING, logger="globus_compute.endpoint_watch"):
-        for _ in range(3):
-            waiting = watch.check([local.endpoint_id])
-    notices = [r for r in caplog.records if local.endpoint_id in r.getMessage()]
-    print(f"notice: {notices[0].getMessage() if notices else None!r}")
-    assert len(notices) == 1, [r.getMessage() for r in notices]
-    assert "waiting for endpoint" in notices[0].getMessage()
-    assert "offline since" in notices[0].getMessage()
-    since = waiting[local.endpoint_id]
-    assert stopped_at - 5 <= since <= time.time()
-    assert watch.describe() == [watch.describe_one(local.endpoint_id, since)]
+    runs = str(tmp_path / "runs.log")
+    with caplog.at_level(logging.INFO, logger="globus_compute.executor.endpoint_watch"):
+        with local.executor(client=source_client(local)) as ex:
+            future = ex.submit(logged_run, runs, 3)
+            wait_until(lambda: endpoint_id in ex.progress().waiting_on, "progress().waiting_on")
+            since = ex.progress().waiting_on[endpoint_id]
+            notices = [r for r in caplog.records if endpoint_id in r.getMessage()]
+            print(f"notice: {notices[0].getMessage() if notices else None!r}")
+            assert stopped_at - 5 <= since <= time.time()
+            assert [r.levelname for r in notices] == ["WARNING"]
+            assert notices[0].getMessage().startswith(describe_wait(endpoint_id, since))
+            assert not future.done()
 
-    local.start_endpoint()
-    assert watch.check([local.endpoint_id]) == {}
-    assert watch.describe() == []
+            local.start_endpoint()
+            assert future.result(timeout=60) == (3, 9)
+            wait_until(lambda: "back online" in caplog.text, "the back-online line")
+            assert ex.progress().waiting_on == {}
+    notices = [r for r in caplog.records if endpoint_id in r.getMessage()]
+    assert [r.levelname for r in notices] == ["WARNING", "INFO"], [r.getMessage() for r in notices]
+    assert notices[1].getMessage() == f"endpoint {endpoint_id} is back online"
 
 
 @pytest.mark.parametrize("engine", ["thread", "process"])

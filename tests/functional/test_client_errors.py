@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import globus_sdk
 import globus_sdk.transport.requests as gsdk_transport
 import pytest
 import requests
 
-from globus_compute.client import Client, request_budget
+from globus_compute.client import Client, request_budget, stoppable_retry
 from globus_compute.client.request_budget import RequestBudget, RequestRate
 from globus_compute.errors import InvalidServiceResponse, SerializationError
 from tests.support.clients import BASE, make_client
@@ -30,12 +32,27 @@ class RecordingTime:
         self.sleeps.append(seconds)
 
 
+class RecordingExit(threading.Event):
+    """Stands in for ``stoppable_retry.EXITING``: records the waits between tries, skips them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(0.0 if timeout is None else timeout)
+        return self.is_set()
+
+
 @pytest.fixture(autouse=True)
 def sleeps(monkeypatch) -> list[float]:
-    """The retry sleeps of this module's requests (every test: none may really sleep)."""
-    fake = RecordingTime()
-    monkeypatch.setattr(gsdk_transport, "time", fake)
-    return fake.sleeps
+    """The retry waits of this module's requests (every test: none may really wait)."""
+    transport_time, exiting = RecordingTime(), RecordingExit()
+    monkeypatch.setattr(gsdk_transport, "time", transport_time)
+    monkeypatch.setattr(stoppable_retry, "EXITING", exiting)
+    yield exiting.waits
+    # The waits are spent in the event, so the transport's own sleeps are all zero.
+    assert set(transport_time.sleeps) <= {0.0}, transport_time.sleeps
 
 
 def error_body(code: str, message: str) -> dict:
@@ -144,6 +161,17 @@ def test_persistent_503_gives_up_after_five_retries(rsps, client, sleeps):
     assert info.value.http_status == 503
     assert len(rsps.calls) == 6 and len(sleeps) == 5
     assert max(sleeps) <= 10
+
+
+def test_at_interpreter_exit_a_503_is_not_retried(rsps, sleeps):
+    """Once the exit hook set ``EXITING``, a call to a failing service ends after its try."""
+    client = make_client()
+    stoppable_retry.EXITING.set()  # the recording stand-in, not the process's event
+    rsps.get(f"{BASE}/v2/endpoints/{EP}/status", status=503, json=error_body("DOWN", "down"))
+    with pytest.raises(globus_sdk.GlobusAPIError) as info:
+        client.get_endpoint_status(EP)
+    assert info.value.http_status == 503
+    assert len(rsps.calls) == 1 and sleeps == []
 
 
 def test_internal_server_error_is_not_retried(rsps, client, sleeps):

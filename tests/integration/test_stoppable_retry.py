@@ -9,7 +9,7 @@ import time
 import globus_sdk
 import pytest
 
-from globus_compute.stoppable_retry import stoppable_retry_config
+from globus_compute.client.stoppable_retry import stoppable_retry_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -8,7 +8,9 @@ serialized, never the objects themselves, so tests can check what the Executor k
 Tests steer it through plain attributes: ``submit_gate`` holds ``batch_run`` until set,
 ``submit_errors``/``poll_errors`` make the next calls raise, ``submit_answers`` replaces the next
 submit answers, ``auto_finish=False`` keeps tasks pending until ``finish()``, ``max_poll_ids``
-makes larger polls fail with a 413.
+makes larger polls fail with a 413, ``max_answer_tasks`` makes a poll answer carry at most that
+many tasks and list the rest under ``deferred`` (as our service does when an answer is full),
+and ``endpoint_statuses`` is what ``get_endpoint_status`` answers (``status_calls`` counts).
 
 Like the real Client it spends a turn of its ``request_budget`` (if given) on every request,
 so Executor tests can watch the budget's pacing without HTTP; each poll answer reports
@@ -86,6 +88,9 @@ class FakeClient:
         self.request_budget = request_budget
         self.long_poll = is_loopback_url(service_url) if long_poll is None else long_poll
         self.max_poll_ids: int | None = None
+        self.max_answer_tasks: int | None = None
+        self.endpoint_statuses: dict[str, dict[str, Any]] = {}
+        self.status_calls: list[str] = []
         self.answer_bytes_per_task = 300
         self.fx_serializer = ComputeSerializer()
         self.auto_finish = auto_finish
@@ -196,8 +201,14 @@ class FakeClient:
                     break
                 self._cv.wait(remaining)
             found = {t: self._outcomes[t] for t in ids if t in self._outcomes}
+        deferred: list[str] = []
+        if self.max_answer_tasks is not None and len(found) > self.max_answer_tasks:
+            deferred = list(found)[self.max_answer_tasks :]
+            for t in deferred:
+                del found[t]
         # As the real Client does, a result is read from its serialized form for each answer.
         answers = TaskOutcomes((t, self._readable(outcome)) for t, outcome in found.items())
+        answers.deferred = frozenset(deferred)
         answers.answer_bytes = sum(
             100 if o.pending else self.answer_bytes_per_task for o in answers.values()
         )
@@ -207,6 +218,14 @@ class FakeClient:
         if not isinstance(outcome.result, _Stored):
             return outcome
         return outcome._replace(result=self.fx_serializer.deserialize(outcome.result.text))
+
+    def get_endpoint_status(self, endpoint_id: UuidLike) -> dict[str, Any]:
+        """The optional member (``client_protocol``): ``endpoint_statuses``, else online."""
+        spend_turn(self.request_budget)
+        eid = str(endpoint_id)
+        with self._cv:
+            self.status_calls.append(eid)
+            return dict(self.endpoint_statuses.get(eid, {"status": "online"}))
 
     def get_task_group(self, task_group_id: UuidLike) -> dict[str, Any]:
         with self._cv:

@@ -437,6 +437,25 @@ def test_progress_counts(make_executor):
     cf.wait([*ok, bad])
     wait_until(lambda: ex.progress().done == 3)
     assert ex.progress() == (4, 0, 0, 3, 1, 0)
+    submitted, queued, running, done, failed, cancelled = ex.progress()  # still six counts
+    assert ex.progress().waiting_on == {}
+
+
+def test_progress_says_which_offline_endpoint_running_tasks_wait_on(make_executor, client):
+    client.auto_finish = False
+    client.endpoint_statuses[EP] = {"status": "offline", "last_heartbeat": 1_800_000_000.0}
+    ex = make_executor()
+    futures = [ex.submit(double, i) for i in range(2)]
+    wait_until(lambda: ex.progress().waiting_on)
+    progress = ex.progress()
+    assert progress.waiting_on == {EP: 1_800_000_000.0}
+    assert progress == (2, 0, 2, 0, 0, 0)
+    assert "waiting_on=" in repr(progress)
+    client.endpoint_statuses[EP] = {"status": "online"}
+    client.finish()
+    assert [f.result(timeout=10) for f in futures] == [0, 2]
+    wait_until(lambda: ex.progress().done == 2)
+    assert ex.progress().waiting_on == {}
 
 
 def test_compute_future_is_small():

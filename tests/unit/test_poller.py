@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from globus_compute.errors import ResultPollingError
+from globus_compute.client.task_table import TaskOutcomes
+from globus_compute.errors import ExecutorBroken, ResultPollingError
 from globus_compute.executor.burst_limiter import BurstLimiter
 from globus_compute.executor.future import ComputeFuture
 from globus_compute.executor.poller import PollSettings, ResultPoller
 from tests.support.fake_client import FakeClient, HTTPError
+from tests.support.faults import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -208,3 +212,97 @@ def test_burst_limiter_does_not_count_full_batches():
     assert limiter.delay() == 0.0
     limiter.record(1)
     assert limiter.delay() > 0
+
+
+def test_ids_a_full_answer_deferred_are_asked_again_not_failed_as_unknown():
+    """Regression: an id left out of a full answer (listed under ``deferred``) counted as
+    missing, and after ``missing_limit`` such answers failed as "unknown to the service"."""
+    client = FakeClient()
+    client.max_answer_tasks = 2
+    poller = make_poller(client, missing_limit=1, missing_grace_s=0.0, long_poll_s=0.01)
+    pairs = submitted(client, 9)
+    poller.watch(pairs)
+    assert [f.result(timeout=10) for _, f in pairs] == [i + 1 for i in range(9)]
+    assert len(client.poll_calls) >= 5  # two per answer
+    poller.close_when_idle()
+    poller.join(10)
+
+
+EP_OFFLINE = "33333333-3333-3333-3333-333333333333"
+
+
+def test_tasks_waiting_on_an_offline_endpoint_are_said_once_and_shown_until_it_is_back(caplog):
+    client = FakeClient(auto_finish=False)
+    client.endpoint_statuses[EP_OFFLINE] = {"status": "offline", "last_heartbeat": 1234.5}
+    poller = make_poller(client, long_poll_s=0.005, endpoint_check_s=3600.0)
+    pairs = submitted(client, 3)
+    with caplog.at_level(logging.INFO, logger="globus_compute.executor.endpoint_watch"):
+        poller.watch(pairs, endpoint_id=EP_OFFLINE)
+        wait_until(lambda: len(client.poll_calls) >= 10, "ten polls")
+        assert poller.waiting_on() == {EP_OFFLINE: 1234.5}
+        assert client.status_calls == [EP_OFFLINE]  # once per endpoint_check_s, not per poll
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "waiting for endpoint" in warnings[0].getMessage()
+        client.endpoint_statuses[EP_OFFLINE] = {"status": "online"}
+        client.finish()
+        assert [f.result(timeout=10) for _, f in pairs] == [1, 2, 3]
+        wait_until(lambda: "back online" in caplog.text, "the back-online line")
+    assert client.status_calls == [EP_OFFLINE, EP_OFFLINE]
+    assert poller.waiting_on() == {}
+    poller.close_when_idle()
+    poller.join(10)
+
+
+def test_tasks_of_no_known_endpoint_cost_no_status_request():
+    client = FakeClient()
+    poller = make_poller(client)
+    pairs = submitted(client, 2)
+    poller.watch(pairs)  # as reload_tasks hands them over
+    assert [f.result(timeout=10) for _, f in pairs] == [1, 2]
+    poller.close_when_idle()
+    poller.join(10)
+    assert client.status_calls == []
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_poller_dying_half_way_through_an_answer_strands_no_future():
+    """Regression: a defect while reading an answer (here: looking up the last id raises)
+    killed the thread after the ids before it had left the table, and their futures stayed
+    pending for ever."""
+    client = FakeClient()
+    pairs = submitted(client, 4)
+    real = client.get_task_outcomes
+
+    class Defective(TaskOutcomes):
+        def get(self, task_id, default=None):
+            if task_id == pairs[-1][0]:
+                raise RuntimeError("a defect")
+            return super().get(task_id, default)
+
+    def last_is_not_an_outcome(ids, *, wait=0.0):
+        return Defective(real(ids, wait=wait))
+
+    client.get_task_outcomes = last_is_not_an_outcome
+    poller = make_poller(client)
+    poller.watch(pairs)
+    for _, future in pairs:
+        future.exception(timeout=10)  # resolved, one way or the other
+    assert [f.result() for _, f in pairs[:3]] == [1, 2, 3]
+    with pytest.raises(ExecutorBroken, match="result poller thread failed"):
+        pairs[3][1].result()
+    poller.join(10)
+
+
+def test_with_a_missing_limit_of_one_the_first_miss_fails_the_task():
+    """Regression: a first miss that reached the limit raised KeyError in the poller."""
+    client = FakeClient(auto_finish=False)
+    poller = make_poller(client, missing_limit=1, missing_grace_s=0.0, long_poll_s=0.01)
+    pairs = submitted(client, 2)
+    client.forget(pairs[0][0])
+    poller.watch(pairs)
+    with pytest.raises(ResultPollingError, match="unknown"):
+        pairs[0][1].result(timeout=10)
+    client.finish(pairs[1][0])
+    assert pairs[1][1].result(timeout=10) == 2
+    poller.close_when_idle()
+    poller.join(10)
