@@ -41,6 +41,11 @@ def test_install_ships_the_alias_pth_and_the_variable_works(tmp_path, editable):
         check=True,
     ).stdout.strip()
     assert (Path(purelib) / "globus_compute_alias.pth").is_file()
+    if editable:
+        # The scratch install itself points at this checkout (the import below may resolve
+        # through this environment's finder of the same name when it is editable too).
+        hooks = [p.read_text() for p in Path(purelib).glob("__editable__*globus_compute*")]
+        assert any(str(ROOT) in text for text in hooks), hooks
 
     deps = os.pathsep.join(site.getsitepackages())
     check = (
