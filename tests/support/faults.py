@@ -54,9 +54,15 @@ def source_client(local: LocalCompute, base_url: str | None = None) -> Client:
 
 @dataclass
 class Ledger:
-    """Counts how often each future resolves (done-callbacks fire once per resolution)."""
+    """Counts how often each future resolves (done-callbacks fire once per resolution).
 
-    calls: collections.Counter[int] = field(default_factory=collections.Counter)
+    Keyed by the future itself, which the ledger so keeps alive: keyed by ``id()``, a future
+    collected early (a warm-up task's) handed its id to a later one, which then counted twice.
+    """
+
+    calls: collections.Counter[concurrent.futures.Future[Any]] = field(
+        default_factory=collections.Counter
+    )
     resolved: int = 0
     changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -68,7 +74,7 @@ class Ledger:
 
     def _note(self, future: concurrent.futures.Future[Any]) -> None:
         with self.changed:
-            self.calls[id(future)] += 1
+            self.calls[future] += 1
             self.resolved += 1
             self.changed.notify_all()
 
@@ -80,7 +86,7 @@ class Ledger:
 
     def assert_each_once(self, futures: list[ComputeFuture]) -> None:
         with self.changed:
-            counts = [self.calls[id(f)] for f in futures]
+            counts = [self.calls[f] for f in futures]
         assert counts.count(1) == len(futures), collections.Counter(counts)
 
 
