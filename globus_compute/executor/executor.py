@@ -63,15 +63,16 @@ Differences from the reference ``globus_compute_sdk.Executor``: arguments are se
 ``submit`` (a bad one raises there); a failed submission or registration fails only its own
 futures, the executor goes on; a missing ``endpoint_id`` raises without shutting down;
 ``map`` works (``chunksize``, ``timeout``, ``buffersize``); results are polled over HTTPS
-instead of streamed over AMQP, so ``amqp_port`` is accepted and ignored. Since results cost
-requests too, every request takes its turn in the client's request budget (shared by every
-Client and Executor of the identity), polls ask about every pending task at once, and a 429
-fails no future: it is waited out and resent.
+instead of streamed over AMQP, so ``amqp_port`` is accepted, readable and ignored. Since
+results cost requests too, every request takes its turn in the client's request budget (shared
+by every Client and Executor of the identity), polls ask about every pending task at once, and a
+429 fails no future: it is waited out and resent.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import itertools
 import logging
 import os
@@ -83,6 +84,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from globus_compute.client.batch import pack_task_payload
+from globus_compute.client.hardware_report import run_hardware_report
 from globus_compute.errors import ExecutorBroken, ExecutorShutdown
 from globus_compute.executor import process_hooks
 from globus_compute.executor.burst_limiter import burst_limiter_for, clamp_burst_window
@@ -108,6 +110,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Executor", "Progress"]
 
+#: ``run_hardware_report`` as the text ``get_worker_hardware_details`` registers (it is
+#: self-contained by design, see ``client.hardware_report``).
+_HARDWARE_REPORT_SOURCE = inspect.getsource(run_hardware_report)
+
 
 class Executor(concurrent.futures.Executor):
     """Run Python functions on a Globus Compute endpoint with the ``concurrent.futures`` API.
@@ -130,7 +136,8 @@ class Executor(concurrent.futures.Executor):
             ``api_burst_window_s`` before pausing ([1, 8]). ``None`` (default): no such rule;
             every request waits for its turn in the client's ``request_budget`` instead.
         api_burst_window_s: The burst window, seconds ([1, 32]).
-        amqp_port: Accepted for compatibility with the reference; results are polled instead.
+        amqp_port: Accepted (and readable back) for compatibility with the reference; results
+            are polled instead.
         poll_interval_s: First pause between result polls of a service that does not hold
             polls (``client.long_poll`` false: the hosted service).
         max_poll_interval_s: Longest pause between such polls while nothing completes.
@@ -167,6 +174,7 @@ class Executor(concurrent.futures.Executor):
             raise TypeError(f"'{key}' is an invalid argument for {type(self).__name__}")
         if amqp_port is not None:
             warnings.warn("amqp_port is ignored: results are polled over HTTPS", stacklevel=2)
+        self._amqp_port = amqp_port
         if client is None:
             from globus_compute.client import Client  # deferred: Client() may log in
 
@@ -265,6 +273,20 @@ class Executor(concurrent.futures.Executor):
         self._change_settings(result_serializers=value)
 
     @property
+    def amqp_port(self) -> int | None:
+        """The reference's AMQP result-queue port, kept only to be read back (None by default).
+
+        Results are polled over HTTPS, so no value changes anything; setting one warns.
+        """
+        return self._amqp_port
+
+    @amqp_port.setter
+    def amqp_port(self, value: int | None) -> None:
+        if value is not None:
+            warnings.warn("amqp_port is ignored: results are polled over HTTPS", stacklevel=2)
+        self._amqp_port = value
+
+    @property
     def serializer(self) -> ComputeSerializer:
         """The client's serializer: function code, task arguments and results."""
         return self.client.fx_serializer
@@ -332,6 +354,36 @@ class Executor(concurrent.futures.Executor):
         return self._registry.add_source(
             source, function_name, require_uuid(function_id, "function_id")
         )
+
+    def get_worker_hardware_details(self, timeout: float | None = None) -> str:
+        """Run a hardware report on one of the endpoint's workers and return it as text.
+
+        The same report as ``Client.get_worker_hardware_details`` (Python, OS, CPU, memory,
+        disk, GPUs), sent as source text so it runs on any endpoint Python, and registered
+        once per executor. Blocks until the report arrives, as the reference's does.
+
+        Args:
+            timeout: Seconds to wait for the report; ``None`` waits as long as it takes.
+
+        Raises:
+            TimeoutError: No report within ``timeout``.
+            TaskExecutionFailed: The report failed on the worker.
+            ExecutorShutdown, ExecutorBroken, ValueError: As ``submit``.
+        """
+        self._check_open("submit tasks")
+        self._require_endpoint()
+        name = run_hardware_report.__name__
+        function_id = self._registry.get_source(_HARDWARE_REPORT_SOURCE, name)
+        if function_id is None:
+            registered = self.client.register_source_code(
+                _HARDWARE_REPORT_SOURCE, name, description=inspect.getdoc(run_hardware_report)
+            )
+            function_id = self._registry.add_source(
+                _HARDWARE_REPORT_SOURCE, name, require_uuid(registered, "function_id")
+            )
+        future = self._enqueue(function_id, ("Compute Endpoint worker",), None)
+        report: str = future.result(timeout=timeout)
+        return report
 
     def _function_id_for(self, fn: Callable[..., Any]) -> str:
         """``fn``'s function id: this very object's, else its code's, else a new registration."""

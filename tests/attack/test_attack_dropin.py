@@ -24,6 +24,7 @@ def test_executor_offers_get_worker_hardware_details_like_the_reference(
     with local.executor() as ex:
         report = ex.get_worker_hardware_details()
     assert isinstance(report, str) and report
+    assert "== Compute Endpoint worker == == python ==" in report
 
 
 def test_executor_amqp_port_is_readable_like_the_reference(
