@@ -89,7 +89,7 @@ from globus_compute.errors import ExecutorBroken, ExecutorShutdown
 from globus_compute.executor import process_hooks
 from globus_compute.executor.burst_limiter import burst_limiter_for, clamp_burst_window
 from globus_compute.executor.client_protocol import ExecutorClient
-from globus_compute.executor.future import ComputeFuture
+from globus_compute.executor.future import ComputeFuture, wait_for_callbacks
 from globus_compute.executor.map import (
     check_map_arguments,
     ordered_results,
@@ -468,13 +468,16 @@ class Executor(concurrent.futures.Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; send (or cancel) what is queued; optionally wait for every result.
 
-        Idempotent; safe from a done-callback (it then does not wait for the thread running
-        the callback). Later ``submit`` calls raise ``ExecutorShutdown`` (a ``RuntimeError``).
+        Idempotent; safe from a done-callback (it then does not wait for the callback itself).
+        With ``wait``, it returns once every done-callback handed to a callback thread so far
+        has run (process-wide: other Executors' too; see ``future``). Later ``submit`` calls
+        raise ``ExecutorShutdown`` (a ``RuntimeError``).
         In a child process forked from the one that made the executor, it only marks it shut
         down: its threads and tasks are the parent's.
 
         Args:
-            wait: Block until every future of this executor is resolved and its threads ended.
+            wait: Block until every future of this executor is resolved, its threads ended and
+                the callbacks of resolved futures run.
             cancel_futures: Cancel tasks not yet handed to the service instead of sending them.
         """
         self._shutdown = True
@@ -486,6 +489,7 @@ class Executor(concurrent.futures.Executor):
             self._submitter.join()
             # The submitter may have handed tasks to a fresh poller while flushing; join it too.
             self._watcher.join()
+            wait_for_callbacks()  # the done-callbacks of every future resolved by then
 
     def _get_result_watcher(self) -> ResultWatcher:
         """The result watcher, as the reference SDK exposes it (Parsl calls its ``shutdown``).
