@@ -24,7 +24,7 @@ import platform
 from pathlib import Path
 
 import globus_sdk
-from globus_sdk.scopes import ComputeScopes, Scope
+from globus_sdk.scopes import AuthScopes, ComputeScopes, Scope
 from globus_sdk.token_storage import SQLiteTokenStorage
 
 from globus_compute import state_dir
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
+    "build_auth_client",
     "build_globus_app",
     "client_credentials",
     "compute_scopes",
@@ -157,3 +158,29 @@ def resolve_credentials(
     if environment == environments.LOCAL_ENVIRONMENT:
         return None, local_token_authorizer()
     return build_globus_app(environment), None
+
+
+def build_auth_client(
+    environment: str,
+    app: globus_sdk.GlobusApp | None,
+    authorizer: globus_sdk.authorizers.GlobusAuthorizer | None,
+) -> globus_sdk.AuthClient:
+    """A Globus Auth client on a Client's credentials (the reference's ``Client.auth_client``).
+
+    With an app it asks for the scopes the reference's auth client asks for (``openid`` and
+    ``manage_projects``), which may mean one more login; with an authorizer it uses it as is.
+
+    Raises:
+        RuntimeError: Environment ``local`` without an app: Globus Auth has no ``local``
+            environment, and the embedded service's token must never be sent to it.
+    """
+    if app is not None:
+        return globus_sdk.AuthClient(
+            app=app, app_scopes=[AuthScopes.openid, AuthScopes.manage_projects]
+        )
+    if environment == environments.LOCAL_ENVIRONMENT:
+        raise RuntimeError(
+            "Client.auth_client: the embedded service ('local') has no Globus Auth, and its "
+            "token is not sent there. Pass app= (a globus_sdk.GlobusApp) to use Globus Auth."
+        )
+    return globus_sdk.AuthClient(environment=environment, authorizer=authorizer)

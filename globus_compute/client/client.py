@@ -153,6 +153,7 @@ class Client:
         self.fx_serializer = ComputeSerializer(
             strategy_code=code_serialization_strategy, strategy_data=data_serialization_strategy
         )
+        self._auth_client: globus_sdk.AuthClient | None = None
         self._trust = ResultTrust(self._own_endpoint_ids, trust_foreign_results)
         self._tasks = TaskTable(self.fx_serializer, task_cache_size, self._trust)
         if do_version_check:
@@ -248,6 +249,26 @@ class Client:
         if endpoint_version is not None:
             minimum = data.get("min_ep_version") or data.get("min_endpoint_version")
             rest.require_version(endpoint_version, minimum, "globus-compute-endpoint")
+
+    @property
+    def auth_client(self) -> globus_sdk.AuthClient:
+        """A Globus Auth client on this Client's credentials; deprecated, as in the reference.
+
+        Built on first use (see ``auth.build_auth_client``); may be replaced by assignment.
+
+        Raises:
+            RuntimeError: Environment ``local`` without an app (Globus Auth has no ``local``).
+        """
+        warnings.warn(
+            "The 'Client.auth_client' attribute is deprecated.", DeprecationWarning, stacklevel=2
+        )
+        if self._auth_client is None:
+            self._auth_client = auth.build_auth_client(self.environment, self.app, self.authorizer)
+        return self._auth_client
+
+    @auth_client.setter
+    def auth_client(self, value: globus_sdk.AuthClient) -> None:
+        self._auth_client = value
 
     def logout(self) -> None:
         """Revoke and forget the app's stored tokens (an authorizer has none to forget)."""

@@ -6,6 +6,12 @@ that raises ``SystemExit`` or ``KeyboardInterrupt``, becomes an
 :class:`~globus_compute.protocol.agent.TaskResult` for that task alone, so one bad task cannot
 take a worker down with it.
 
+A task this endpoint cannot honour fails before it is loaded (:func:`refusal_text`): today that
+is a task carrying a ``user_endpoint_config``. Those template values belong to multi-user
+endpoints, which start an engine per user from a config template; every engine here serves one
+owner, so running the task anyway would compute it under a configuration other than the one
+asked for. The Parsl engine asks the same question before it hands a task to HTEX.
+
 The result formats are the reference endpoint's (wire-spec sections 4.2 and 11): a successful
 result is one serialized value, a failure is traceback text, an oversized result fails with the
 ``repr`` of :class:`~globus_compute.errors.MaxResultSizeExceeded`. The documents themselves are
@@ -38,7 +44,25 @@ RESULT_SIZE_LIMIT = 10 * 1024 * 1024
 #: only stops a stream of distinct functions from growing a worker without limit.
 FUNCTION_CACHE_SIZE = 256
 
+#: The failure text of a task carrying a ``user_endpoint_config`` (see :func:`refusal_text`).
+USER_ENDPOINT_CONFIG_TEXT = (
+    "ValueError: Task {task_id} carries a user_endpoint_config, which only multi-user "
+    "endpoints accept (they start an engine per user from a config template). This endpoint "
+    "is single-user; submit without user_endpoint_config.\n"
+)
+
 _THIS_FILE = __file__
+
+
+def refusal_text(task: ClaimedTask) -> str | None:
+    """Why no engine of this endpoint may run ``task`` at all, as its failure text; or None.
+
+    Shared by every engine: :class:`TaskRunner` asks it first thing, the Parsl engine before it
+    submits to HTEX.
+    """
+    if task.get("user_endpoint_config"):
+        return USER_ENDPOINT_CONFIG_TEXT.format(task_id=task.get("task_id", ""))
+    return None
 
 
 def _strip_own_frames(tb: TracebackType | None) -> TracebackType | None:
@@ -109,6 +133,9 @@ class TaskRunner:
         """
         start = time.time()
         task_id = task.get("task_id", "")
+        refusal = refusal_text(task)
+        if refusal is not None:
+            return self._failed(task_id, refusal, start)
         try:
             fn, args, kwargs = self._load(task["task_buffer"])
         except Exception as exc:

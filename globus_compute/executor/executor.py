@@ -63,15 +63,16 @@ Differences from the reference ``globus_compute_sdk.Executor``: arguments are se
 ``submit`` (a bad one raises there); a failed submission or registration fails only its own
 futures, the executor goes on; a missing ``endpoint_id`` raises without shutting down;
 ``map`` works (``chunksize``, ``timeout``, ``buffersize``); results are polled over HTTPS
-instead of streamed over AMQP, so ``amqp_port`` is accepted and ignored. Since results cost
-requests too, every request takes its turn in the client's request budget (shared by every
-Client and Executor of the identity), polls ask about every pending task at once, and a 429
-fails no future: it is waited out and resent.
+instead of streamed over AMQP, so ``amqp_port`` is accepted, readable and ignored. Since
+results cost requests too, every request takes its turn in the client's request budget (shared
+by every Client and Executor of the identity), polls ask about every pending task at once, and a
+429 fails no future: it is waited out and resent.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import itertools
 import logging
 import os
@@ -83,11 +84,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from globus_compute.client.batch import pack_task_payload
+from globus_compute.client.hardware_report import run_hardware_report
 from globus_compute.errors import ExecutorBroken, ExecutorShutdown
 from globus_compute.executor import process_hooks
 from globus_compute.executor.burst_limiter import burst_limiter_for, clamp_burst_window
 from globus_compute.executor.client_protocol import ExecutorClient
-from globus_compute.executor.future import ComputeFuture
+from globus_compute.executor.future import ComputeFuture, wait_for_callbacks
 from globus_compute.executor.map import (
     check_map_arguments,
     ordered_results,
@@ -107,6 +109,10 @@ from globus_compute.serialize import ComputeSerializer
 log = logging.getLogger(__name__)
 
 __all__ = ["Executor", "Progress"]
+
+#: ``run_hardware_report`` as the text ``get_worker_hardware_details`` registers (it is
+#: self-contained by design, see ``client.hardware_report``).
+_HARDWARE_REPORT_SOURCE = inspect.getsource(run_hardware_report)
 
 
 class Executor(concurrent.futures.Executor):
@@ -130,7 +136,8 @@ class Executor(concurrent.futures.Executor):
             ``api_burst_window_s`` before pausing ([1, 8]). ``None`` (default): no such rule;
             every request waits for its turn in the client's ``request_budget`` instead.
         api_burst_window_s: The burst window, seconds ([1, 32]).
-        amqp_port: Accepted for compatibility with the reference; results are polled instead.
+        amqp_port: Accepted (and readable back) for compatibility with the reference; results
+            are polled instead.
         poll_interval_s: First pause between result polls of a service that does not hold
             polls (``client.long_poll`` false: the hosted service).
         max_poll_interval_s: Longest pause between such polls while nothing completes.
@@ -167,6 +174,7 @@ class Executor(concurrent.futures.Executor):
             raise TypeError(f"'{key}' is an invalid argument for {type(self).__name__}")
         if amqp_port is not None:
             warnings.warn("amqp_port is ignored: results are polled over HTTPS", stacklevel=2)
+        self._amqp_port = amqp_port
         if client is None:
             from globus_compute.client import Client  # deferred: Client() may log in
 
@@ -265,6 +273,20 @@ class Executor(concurrent.futures.Executor):
         self._change_settings(result_serializers=value)
 
     @property
+    def amqp_port(self) -> int | None:
+        """The reference's AMQP result-queue port, kept only to be read back (None by default).
+
+        Results are polled over HTTPS, so no value changes anything; setting one warns.
+        """
+        return self._amqp_port
+
+    @amqp_port.setter
+    def amqp_port(self, value: int | None) -> None:
+        if value is not None:
+            warnings.warn("amqp_port is ignored: results are polled over HTTPS", stacklevel=2)
+        self._amqp_port = value
+
+    @property
     def serializer(self) -> ComputeSerializer:
         """The client's serializer: function code, task arguments and results."""
         return self.client.fx_serializer
@@ -335,6 +357,36 @@ class Executor(concurrent.futures.Executor):
         return self._registry.add_source(
             source, function_name, require_uuid(function_id, "function_id")
         )
+
+    def get_worker_hardware_details(self, timeout: float | None = None) -> str:
+        """Run a hardware report on one of the endpoint's workers and return it as text.
+
+        The same report as ``Client.get_worker_hardware_details`` (Python, OS, CPU, memory,
+        disk, GPUs), sent as source text so it runs on any endpoint Python, and registered
+        once per executor. Blocks until the report arrives, as the reference's does.
+
+        Args:
+            timeout: Seconds to wait for the report; ``None`` waits as long as it takes.
+
+        Raises:
+            TimeoutError: No report within ``timeout``.
+            TaskExecutionFailed: The report failed on the worker.
+            ExecutorShutdown, ExecutorBroken, ValueError: As ``submit``.
+        """
+        self._check_open("submit tasks")
+        self._require_endpoint()
+        name = run_hardware_report.__name__
+        function_id = self._registry.get_source(_HARDWARE_REPORT_SOURCE, name)
+        if function_id is None:
+            registered = self.client.register_source_code(
+                _HARDWARE_REPORT_SOURCE, name, description=inspect.getdoc(run_hardware_report)
+            )
+            function_id = self._registry.add_source(
+                _HARDWARE_REPORT_SOURCE, name, require_uuid(registered, "function_id")
+            )
+        future = self._enqueue(function_id, ("Compute Endpoint worker",), None)
+        report: str = future.result(timeout=timeout)
+        return report
 
     def _function_id_for(self, fn: Callable[..., Any]) -> str:
         """``fn``'s function id: this very object's, else its code's, else a new registration."""
@@ -419,13 +471,16 @@ class Executor(concurrent.futures.Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking tasks; send (or cancel) what is queued; optionally wait for every result.
 
-        Idempotent; safe from a done-callback (it then does not wait for the thread running
-        the callback). Later ``submit`` calls raise ``ExecutorShutdown`` (a ``RuntimeError``).
+        Idempotent; safe from a done-callback (it then does not wait for the callback itself).
+        With ``wait``, it returns once every done-callback handed to a callback thread so far
+        has run (process-wide: other Executors' too; see ``future``). Later ``submit`` calls
+        raise ``ExecutorShutdown`` (a ``RuntimeError``).
         In a child process forked from the one that made the executor, it only marks it shut
         down: its threads and tasks are the parent's.
 
         Args:
-            wait: Block until every future of this executor is resolved and its threads ended.
+            wait: Block until every future of this executor is resolved, its threads ended and
+                the callbacks of resolved futures run.
             cancel_futures: Cancel tasks not yet handed to the service instead of sending them.
         """
         self._shutdown = True
@@ -437,6 +492,7 @@ class Executor(concurrent.futures.Executor):
             self._submitter.join()
             # The submitter may have handed tasks to a fresh poller while flushing; join it too.
             self._watcher.join()
+            wait_for_callbacks()  # the done-callbacks of every future resolved by then
 
     def _get_result_watcher(self) -> ResultWatcher:
         """The result watcher, as the reference SDK exposes it (Parsl calls its ``shutdown``).

@@ -18,13 +18,38 @@ logs a callback's ``Exception`` itself, but a ``SystemExit`` or ``KeyboardInterr
 callback would escape ``set_result`` and, in a background thread, strand every other future
 that thread was about to resolve. They log it instead (a real Ctrl-C on the main thread still
 propagates).
+
+**Where done-callbacks run.** ``concurrent.futures`` runs a future's callbacks in the thread
+that resolves it. All of an Executor's futures are resolved by its one result-poller thread, so
+a callback that blocks (``ex.submit(g, f.result()).result()``, a common way to chain work)
+would hold up every other future of the Executor, including the one it waits for. So the
+callbacks of a future that :func:`resolve` or :func:`fail_quietly` resolves run on a callback
+thread instead: one job per future, which runs its callbacks in the order they were added and
+logs a raising one as the stdlib does. The threads are ordinary (non-daemon) ones of one
+process-wide pool, started on demand up to ``CALLBACK_THREADS``; while all of them are busy,
+further jobs wait their turn, as callbacks do in a ``ThreadPoolExecutor`` with that many
+workers. Everything else keeps the stdlib's semantics: a future without callbacks (the common
+case) is resolved inline with no hand-off, ``add_done_callback`` on a done future calls at once
+in the caller's thread, and ``cancel()`` runs callbacks in the cancelling thread.
+
+``Executor.shutdown(wait=True)`` returns only after every callback job handed off so far has
+run (:func:`wait_for_callbacks`; from inside a callback, all but its own), and interpreter exit
+runs every job left: the pool's threads are joined by ``concurrent.futures``' own exit hook,
+which runs after ``process_hooks``' (it was registered first), and a job that arrives after it
+runs inline. A child made by ``os.fork()`` starts with a fresh, empty pool.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import wait as wait_for_futures
+
+# Imported here, before any Executor enrols its work in process_hooks, so that concurrent.futures'
+# exit hook (which joins the callback threads) is registered first and so runs after ours.
+from concurrent.futures.thread import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,7 +57,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ComputeFuture", "fail_quietly", "resolve"]
+__all__ = ["CALLBACK_THREADS", "ComputeFuture", "fail_quietly", "resolve", "wait_for_callbacks"]
+
+#: Most threads running done-callbacks at once, process-wide (see the module docstring).
+CALLBACK_THREADS = 16
+#: Their name prefix. Not ``GlobusCompute...`` like an Executor's own threads: these are shared
+#: by every Executor and outlive them.
+CALLBACK_THREAD_NAME = "ComputeFutureCallback"
 
 #: ``Future.__repr__``'s words for its states (the stdlib's map is private).
 _STATE_WORDS = {"CANCELLED_AND_NOTIFIED": "cancelled"}
@@ -108,6 +139,11 @@ class _LeanCondition:
 class ComputeFuture(Future[Any]):
     """The future of one Globus Compute task.
 
+    Its done-callbacks run on a callback thread, not on the Executor's result poller, so a
+    callback may block (even wait for another task of the same Executor) without holding up
+    other futures; ``add_done_callback`` on a future already done still calls at once in the
+    calling thread. See the module docstring.
+
     Args:
         task_id: The service's task id, when known (``Executor.reload_tasks`` passes it;
             ``Executor.submit`` leaves it ``None`` until the service has accepted the task).
@@ -137,6 +173,98 @@ class ComputeFuture(Future[Any]):
             text += f" task_id={self.task_id}"
         return text + ">"
 
+    def _invoke_callbacks(self) -> None:
+        # The stdlib calls this once the future is done, outside its lock, from set_result,
+        # set_exception and cancel. No callbacks: nothing to hand off (the hot path).
+        if not self._done_callbacks:  # type: ignore[attr-defined]
+            return
+        if _resolver.active:
+            _callbacks.dispatch(self)
+        else:
+            super()._invoke_callbacks()  # type: ignore[misc]
+
+
+class _Resolver(threading.local):
+    """Whether this thread is inside :func:`resolve`/:func:`fail_quietly` right now."""
+
+    active = False
+
+
+_resolver = _Resolver()
+
+
+class _CallbackPool:
+    """The process-wide threads that run resolved futures' callbacks, and their pending jobs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        # Each job not yet run, with its future; and per callback thread, the future it runs.
+        self._jobs: dict[Future[None], ComputeFuture] = {}
+        self._current = threading.local()
+
+    def dispatch(self, future: ComputeFuture) -> None:
+        """Run ``future``'s callbacks on a callback thread (inline if none can be started)."""
+        try:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        CALLBACK_THREADS, thread_name_prefix=CALLBACK_THREAD_NAME
+                    )
+                job = self._pool.submit(self._run, future)
+                self._jobs[job] = future
+        except RuntimeError:  # the interpreter is exiting: concurrent.futures took no more jobs
+            _run_callbacks(future)
+            return
+        job.add_done_callback(self._forget)
+
+    def _run(self, future: ComputeFuture) -> None:
+        self._current.future = future
+        try:
+            _run_callbacks(future)
+        finally:
+            self._current.future = None
+
+    def _forget(self, job: Future[None]) -> None:
+        with self._lock:
+            self._jobs.pop(job, None)
+
+    def wait(self) -> None:
+        """Block until every job dispatched so far has run, except the caller's own."""
+        own = getattr(self._current, "future", None)
+        with self._lock:
+            pending = [job for job, future in self._jobs.items() if future is not own]
+        if pending:
+            wait_for_futures(pending)
+
+    def forget_in_child(self) -> None:
+        """After fork, in the child: the pool's threads and jobs are the parent's."""
+        self._lock = threading.Lock()
+        self._pool = None
+        self._jobs = {}
+        self._current = threading.local()
+
+
+def _run_callbacks(future: ComputeFuture) -> None:
+    """Run a resolved future's callbacks in order; the stdlib logs a raising one."""
+    try:
+        Future._invoke_callbacks(future)  # type: ignore[attr-defined]
+    except BaseException as exc:  # past the stdlib's ``except Exception``
+        _callback_escaped(future, exc)
+
+
+_callbacks = _CallbackPool()
+os.register_at_fork(after_in_child=_callbacks.forget_in_child)
+
+
+def wait_for_callbacks() -> None:
+    """Block until the callbacks of every future resolved so far have run.
+
+    ``Executor.shutdown(wait=True)`` calls it; from inside a callback it does not wait for
+    that callback's own job.
+    """
+    _callbacks.wait()
+
 
 def resolve(future: Future[Any], outcome: TaskOutcome) -> bool | None:
     """Set a finished task's outcome on its future.
@@ -151,6 +279,7 @@ def resolve(future: Future[Any], outcome: TaskOutcome) -> bool | None:
     if future.done():
         return None
     succeeded = outcome.exception is None
+    _resolver.active = True
     try:
         if succeeded:
             future.set_result(outcome.result)
@@ -158,8 +287,10 @@ def resolve(future: Future[Any], outcome: TaskOutcome) -> bool | None:
             future.set_exception(outcome.exception)
     except InvalidStateError:  # resolved concurrently
         return None
-    except BaseException as exc:  # a done-callback's; the future is resolved
+    except BaseException as exc:  # a done-callback's (not a ComputeFuture); it is resolved
         _callback_escaped(future, exc)
+    finally:
+        _resolver.active = False
     return succeeded
 
 
@@ -169,12 +300,15 @@ def fail_quietly(future: Future[Any], exc: BaseException) -> bool:
     Returns:
         True if this call failed it.
     """
+    _resolver.active = True
     try:
         future.set_exception(exc)
     except InvalidStateError:
         return False
-    except BaseException as escaped:  # a done-callback's; the future is failed
+    except BaseException as escaped:  # a done-callback's (not a ComputeFuture); it is failed
         _callback_escaped(future, escaped)
+    finally:
+        _resolver.active = False
     return True
 
 

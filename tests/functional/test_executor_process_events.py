@@ -224,3 +224,45 @@ def test_submit_in_a_forked_child_raises_a_clear_error_naming_fork():
         assert "create a new Executor" in child[name]["message"]
     assert child["shutdown"] == {"value": "None"}  # touches nothing of the parent's
     assert report["parent"] == {"value": "6"}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_done_callbacks_still_run_in_a_forked_child():
+    """The callback threads started in the parent do not survive fork; a child that makes its
+    own Executor gets a fresh pool, and its futures' callbacks run there."""
+    reports, proc = run_script(
+        """
+        import warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork of a threaded process
+        parent_ran = threading.Event()
+        ex = Executor(endpoint_id=EP, client=FakeClient())
+        ex.submit(double, 1).add_done_callback(lambda _: parent_ran.set())
+        assert parent_ran.wait(10)  # the parent's callback pool has a thread, idle now
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ran = threading.Event()
+                threads = []
+                child_ex = Executor(endpoint_id=EP, client=FakeClient())
+                future = child_ex.submit(double, 2)
+                future.add_done_callback(
+                    lambda _: (threads.append(threading.current_thread().name), ran.set())
+                )
+                child = {"ran": ran.wait(10), "value": future.result(timeout=10),
+                         "threads": threads}
+                child_ex.shutdown()
+                os.write(write_end, json.dumps(child).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            child = json.loads(pipe.read())
+        os.waitpid(pid, 0)
+        report(child=child)
+        ex.shutdown()
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    (report,) = reports
+    assert report["child"]["ran"] is True and report["child"]["value"] == 4, report

@@ -474,6 +474,24 @@ def test_a_task_submitted_before_interpreter_exit_is_not_lost(kind, stack_for, t
     wait_for(marker.exists, timeout=60)
 
 
+def test_a_done_callback_runs_before_the_interpreter_exits(kind, stack_for):
+    # Ours resolves the future (with its result, or failed by the exit hook) and its callback,
+    # run on a callback thread, still finishes before the process ends.
+    proc = run_script(
+        kind,
+        """
+        def report(f):
+            print("callback ran", flush=True)
+
+        ex = make(sys.argv[1])
+        ex.submit(add, 1, 1).add_done_callback(report)  # no shutdown, no result()
+        """,
+        *stack_for,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "callback ran" in proc.stdout, proc.stderr
+
+
 def test_submit_from_an_atexit_hook_raises_runtime_error(kind, stack_for):
     proc = run_script(
         kind,

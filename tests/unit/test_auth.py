@@ -146,3 +146,35 @@ def test_logout_with_app_delegates_to_the_app(monkeypatch):
     monkeypatch.setattr(client.app, "logout", lambda: calls.append(True))
     client.logout()
     assert calls == [True]
+
+
+def test_auth_client_is_built_once_on_the_app_with_the_reference_scopes():
+    config = globus_sdk.GlobusAppConfig(token_storage="memory")
+    app = globus_sdk.UserApp("x", client_id=CLIENT_ID, config=config)
+    client = make(app=app)
+    with pytest.warns(DeprecationWarning, match="auth_client"):
+        first = client.auth_client
+    assert isinstance(first, globus_sdk.AuthClient)
+    with pytest.warns(DeprecationWarning):
+        assert client.auth_client is first
+    auth_scopes = {str(s) for s in app.scope_requirements[globus_sdk.AuthClient.resource_server]}
+    assert {"openid", "urn:globus:auth:scope:auth.globus.org:manage_projects"} <= auth_scopes
+
+
+def test_auth_client_with_an_authorizer_uses_it_and_can_be_replaced():
+    authorizer = globus_sdk.AccessTokenAuthorizer("abc")
+    client = make(authorizer=authorizer)
+    with pytest.warns(DeprecationWarning):
+        built = client.auth_client
+    assert built.authorizer is authorizer
+    other = globus_sdk.AuthClient()
+    client.auth_client = other
+    with pytest.warns(DeprecationWarning):
+        assert client.auth_client is other
+
+
+def test_auth_client_refuses_to_send_the_local_token_to_globus_auth(isolated):
+    state_dir.write_token_file(state_dir.token_path(state_dir.default_state_dir()), "local-tok")
+    client = make(environment="local")
+    with pytest.warns(DeprecationWarning), pytest.raises(RuntimeError, match="no Globus Auth"):
+        _ = client.auth_client

@@ -169,3 +169,19 @@ def test_arguments_under_a_code_header_are_refused_even_without_an_allow_list():
 def test_a_bad_allow_list_fails_when_the_runner_is_built():
     with pytest.raises(SerdeError):
         TaskRunner(EP_ID, allowed_serializers=["globus_compute_sdk.serialize.JSONData"])
+
+
+def test_a_user_endpoint_config_fails_the_task_before_anything_is_loaded():
+    task = make_task(explode)
+    task["user_endpoint_config"] = {"account": "abc123"}
+    task["task_buffer"] = "not a task buffer"  # never read: the refusal comes first
+    result = TaskRunner(EP_ID).run(task)
+    assert result["status"] == "failed"
+    assert result["exception"].startswith(f"ValueError: Task {task['task_id']} carries a ")
+    assert "user_endpoint_config" in result["exception"] and "single-user" in result["exception"]
+
+
+def test_an_empty_user_endpoint_config_is_no_config():
+    task = make_task(double, 4)
+    task["user_endpoint_config"] = {}
+    assert SER.deserialize(TaskRunner(EP_ID).run(task)["result"]) == 8

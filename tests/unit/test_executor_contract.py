@@ -22,7 +22,7 @@ from globus_compute.errors import (
     ResultPollingError,
 )
 from globus_compute.executor import Executor
-from globus_compute.executor.future import ComputeFuture
+from globus_compute.executor.future import CALLBACK_THREAD_NAME, ComputeFuture
 from tests.support.fake_client import FakeClient
 
 pytestmark = pytest.mark.timeout(30)
@@ -372,9 +372,7 @@ def test_submit_after_the_result_watcher_was_shut_down_raises(make_executor):
 # -- shutdown from a done-callback --------------------------------------------------------------
 
 
-def test_shutdown_wait_from_a_done_callback_on_the_poller_thread_does_not_deadlock(
-    make_executor, client
-):
+def test_shutdown_wait_from_a_done_callback_does_not_deadlock(make_executor, client):
     client.auto_finish = False
     ex = make_executor()
     first = ex.submit(boxed, 1)
@@ -390,3 +388,71 @@ def test_shutdown_wait_from_a_done_callback_on_the_poller_thread_does_not_deadlo
     assert called.wait(10)
     with pytest.raises(ExecutorShutdown):
         ex.submit(boxed, 2)
+
+
+# -- where done-callbacks run -------------------------------------------------------------------
+
+
+def test_a_blocking_done_callback_runs_on_a_callback_thread_and_holds_up_no_other_future(
+    make_executor, client
+):
+    client.auto_finish = False
+    ex = make_executor()
+    first = ex.submit(boxed, 1)
+    wait_until(lambda: first.task_id is not None)
+    entered, go = threading.Event(), threading.Event()
+    threads: list[str] = []
+
+    def blocking(_):
+        threads.append(threading.current_thread().name)
+        entered.set()
+        go.wait(10)
+
+    first.add_done_callback(blocking)
+    client.auto_finish = True
+    client.finish()
+    try:
+        assert entered.wait(10)
+        assert threads[0].startswith(CALLBACK_THREAD_NAME), threads
+        assert ex.submit(boxed, 2).result(timeout=10).value == 2  # the poller is not held
+    finally:
+        go.set()
+
+
+def test_shutdown_wait_returns_only_after_running_callbacks_finish(make_executor, client):
+    ex = make_executor()
+    entered, go = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def blocking(_):
+        entered.set()
+        go.wait(10)
+        order.append("callback")
+
+    client.auto_finish = False
+    fut = ex.submit(boxed, 1)
+    wait_until(lambda: fut.task_id is not None)
+    fut.add_done_callback(blocking)
+    client.finish()
+    assert entered.wait(10)
+    stopper = threading.Thread(target=lambda: (ex.shutdown(wait=True), order.append("shutdown")))
+    stopper.start()
+    try:
+        stopper.join(1.0)  # long enough for a shutdown that does not wait to have returned
+        assert stopper.is_alive(), "shutdown(wait=True) returned while a callback still ran"
+    finally:
+        go.set()
+        stopper.join(10)
+    assert order == ["callback", "shutdown"]
+
+
+def test_a_future_without_callbacks_is_resolved_without_a_hand_off(monkeypatch, make_executor):
+    from globus_compute.executor import future as future_module
+
+    handed: list[object] = []
+    monkeypatch.setattr(future_module._callbacks, "dispatch", handed.append)
+    ex = make_executor()
+    assert [f.result(timeout=10).value for f in [ex.submit(boxed, i) for i in range(5)]] == [
+        0, 1, 2, 3, 4,
+    ]  # fmt: skip
+    assert handed == []

@@ -18,7 +18,8 @@ HTEX worker, so results and traceback texts are identical::
                   ──► result_sink(batch)
 
 ``user_endpoint_config`` belongs to multi-user endpoints, which start one engine per user
-from a template; this engine serves its single owner and fails such tasks with a clear error.
+from a template; this engine serves its single owner and fails such tasks with a clear error
+(``execution.refusal_text``, shared by every engine) without sending them to HTEX.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from globus_compute.endpoint.config import (
     scaling_options,
 )
 from globus_compute.endpoint.engines.base import Engine, EngineContext, attempts_allowed
+from globus_compute.endpoint.execution import refusal_text
 from globus_compute.endpoint.lifecycle import Lifecycle, State
 from globus_compute.protocol.agent import ClaimedTask, TaskResult, WorkerStatus
 from globus_compute.protocol.results import failed_result, lost_task_text
@@ -74,12 +76,6 @@ PARSL_SCRIPTS = ("interchange.py", "process_worker_pool.py")
 
 #: Import path HTEX workers call for each task (Parsl's ``task_executor`` context key).
 WORKER_ENTRY = f"{__name__}.run_in_htex_worker"
-
-USER_ENDPOINT_CONFIG_TEXT = (
-    "ValueError: Task {task_id} carries a user_endpoint_config, which only multi-user "
-    "endpoints accept (they start an engine per user from a config template). This endpoint "
-    "runs a single-user Parsl engine; submit without user_endpoint_config.\n"
-)
 
 # One runner per HTEX worker process, endpoint and allow-list: its function cache outlives a task.
 _RUNNERS: dict[tuple[str, tuple[str, ...]], TaskRunner] = {}
@@ -191,7 +187,7 @@ class ParslEngine(Engine):
             self._lifecycle.require_running()
             self._outstanding += len(tasks)
         for task in tasks:
-            refusal = self._refusal(task)
+            refusal = refusal_text(task)  # before HTEX: such a task would only fail there
             if refusal is None:
                 refusal = self._send(task)
             if refusal is not None:
@@ -286,12 +282,6 @@ class ParslEngine(Engine):
             shutil.rmtree(self._run_dir, ignore_errors=True)
 
     # -- submission ---------------------------------------------------------------------------
-
-    def _refusal(self, task: ClaimedTask) -> str | None:
-        """Why this engine cannot run ``task`` at all, or None."""
-        if task.get("user_endpoint_config"):
-            return USER_ENDPOINT_CONFIG_TEXT.format(task_id=task["task_id"])
-        return None
 
     def _send(self, task: ClaimedTask) -> str | None:
         """Hand ``task`` to HTEX; the failure text if HTEX refused it."""
