@@ -1,8 +1,8 @@
-"""Adversarial review: places where our Executor is not a drop-in for the reference SDK's.
+"""Public members of the reference SDK's Executor that code written for it uses.
 
 Code written for ``globus_compute_sdk.Executor`` 4.19.0 (and frameworks reaching ours through
-the ``globus_compute_sdk`` alias) uses these public members; ours lacks them and raises
-``AttributeError``.
+the ``globus_compute_sdk`` alias) uses these; an adversarial review found ours raising
+``AttributeError`` for them.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""Adversarial review: a done-callback that waits stalls every other future of the Executor.
+"""A done-callback that waits must not stall the other futures of the Executor.
 
 ``concurrent.futures`` runs a done-callback in the thread that resolves the future; with
 ``ThreadPoolExecutor(2)`` that is a worker, and the other worker goes on resolving futures, so a
 callback may wait for another task (``ex.submit(g, f.result()).result()``, a common way to chain
 work) or simply take its time. Our Executor resolves every future on its one result-poller
-thread, so while one callback waits, no other future of the Executor resolves: the chained task
-can never be delivered to the callback waiting for it (it times out), and unrelated futures are
-held up for as long as the callback runs. The thread pool runs beside it as the control.
+thread; an adversarial review found that, with callbacks run there, the chained task could never
+be delivered to the callback waiting for it, and unrelated futures were held up while the
+callback ran. Callbacks now run on callback threads (``executor/future.py``). The thread pool
+runs beside ours as the control.
 """
 
 from __future__ import annotations

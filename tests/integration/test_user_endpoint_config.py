@@ -1,11 +1,11 @@
-"""Adversarial review: a task's ``user_endpoint_config`` is silently dropped by two engines.
+"""A task's ``user_endpoint_config`` is refused with a clear error by every engine.
 
 docs/guides/migrating.md: "multi-user endpoints and their templates are not implemented, and
-tasks with a ``user_endpoint_config`` fail with a clear error there". The Parsl engine does
-refuse such a task (``USER_ENDPOINT_CONFIG_TEXT``), but the process engine (the default) and
-the thread engine run it and ignore the template values, so a user who relies on them (e.g. a
-Parsl ``GlobusComputeExecutor`` passing ``user_endpoint_config`` in a resource specification)
-gets results computed under a configuration other than the one asked for, and no word of it.
+tasks with a ``user_endpoint_config`` fail with a clear error there". An adversarial review
+found the process engine (the default) and the thread engine running such tasks and ignoring
+the template values, so a user relying on them (e.g. a Parsl ``GlobusComputeExecutor`` passing
+``user_endpoint_config`` in a resource specification) got results computed under another
+configuration than the one asked for, and no word of it. The Parsl engine already refused them.
 """
 
 from __future__ import annotations
