@@ -84,17 +84,28 @@ class KeepAliveConnection:
             raise ValueError(f"a keep-alive connection needs an http:// URL, not {base_url!r}")
         self.base_url = base_url
         self._conn: http.client.HTTPConnection | None = None
+        #: The ``Host`` header ``http.client`` would send (``localhost`` on the socket, as
+        #: ``local_socket``'s ``requests`` adapter sends it).
+        self.host = (
+            "localhost" if local_socket.is_socket_url(base_url) else urlsplit(base_url).netloc
+        )
 
     def request(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout: float
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
     ) -> Reply:
         """Send one request and read its whole answer.
 
         Args:
             path: Absolute path with any query string, e.g. ``/v2/batch_status?wait=1``.
-            headers: Sent as given; ``Host``, ``Content-Length`` and ``Accept-Encoding:
-                identity`` are added by ``http.client`` unless given.
-            timeout: Seconds allowed for connecting and for each read.
+            headers: Sent as given, in this order, after any of ``Host``, ``Accept-Encoding:
+                identity`` and ``Content-Length`` that they leave out (``http.client`` adds
+                those first).
+            timeout: Seconds allowed for connecting and for each read (None: no limit).
 
         Raises:
             OSError: The connection could not be made or broke (the connection is closed).
