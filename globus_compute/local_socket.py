@@ -216,5 +216,12 @@ class UnixSocketAdapter(HTTPAdapter):
 
 
 def mount(session: requests.Session) -> None:
-    """Let ``session`` send ``http+unix://`` URLs (see the module docstring)."""
+    """Let ``session``, dedicated to the service's socket, send ``http+unix://`` URLs.
+
+    It also stops ``session`` from reading the environment (``trust_env``): proxies, ``.netrc``
+    credentials and CA bundles never apply to a Unix socket, and looking them up costs more than
+    the rest of a small request (requests scans ``os.environ`` three times per request: about
+    30 % of the client's time per ``batch_status`` call, measured with cProfile).
+    """
     session.mount(f"{SCHEME}://", UnixSocketAdapter())
+    session.trust_env = False

@@ -7,6 +7,8 @@ through these layers, each importing only the ones below it::
                                     client address (server.py runs uvicorn with it)
     limits.LimitsMiddleware     authentication before any body is read; rate, body size,
                                 bytes-in-flight and body time limits
+    hot_routes.HotRoutes        submit, batch_status, claim and results answered without
+                                FastAPI's per-request machinery (same answers as routes/)
     routes/                     HTTP only: parse the request, run one service function on the
                                 database thread, shape the answer (auth.py, bodies.py,
                                 openapi.py, errors.py)

@@ -17,6 +17,7 @@ from globus_compute.service.actions import sweep
 from globus_compute.service.config import ServiceConfig
 from globus_compute.service.context import ServiceContext
 from globus_compute.service.errors import install_error_handlers
+from globus_compute.service.hot_routes import HotRoutes
 from globus_compute.service.limits import LimitsMiddleware, TokenBucket
 from globus_compute.service.notify import Notifier
 from globus_compute.service.routes import ROUTERS
@@ -101,6 +102,7 @@ def create_app(config: ServiceConfig, store: Store | None = None) -> FastAPI:
             config.rate_burst if config.rate_burst is not None else max(1.0, 10 * config.rate_limit)
         )
         bucket = TokenBucket(config.rate_limit, burst)
+    app.add_middleware(HotRoutes, ctx=ctx)  # inside the limits: sees only what they let in
     app.add_middleware(LimitsMiddleware, ctx=ctx, bucket=bucket)
 
     for router in ROUTERS:

@@ -129,7 +129,12 @@ async def json_object(request: Request, *, lone_surrogates: bool = False) -> dic
     Args:
         lone_surrogates: As for :func:`parse_json`.
     """
-    body = parse_json(await request.body(), lone_surrogates=lone_surrogates)
+    return parse_object(await request.body(), lone_surrogates=lone_surrogates)
+
+
+def parse_object(raw: bytes, *, lone_surrogates: bool = False) -> dict[str, Any]:
+    """:func:`json_object` of a body already read."""
+    body = parse_json(raw, lone_surrogates=lone_surrogates)
     if not isinstance(body, dict):
         raise invalid("Request body must be a JSON object")
     return body

@@ -112,11 +112,31 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "Invalid request: " + "; ".join(parts) if parts else "Invalid request"
 
 
+def response_for(exc: Exception, request_id: str, method: str, path: str) -> Response:
+    """The answer to a request whose handling raised ``exc`` (other than FastAPI's own
+    validation and HTTP errors): a refusal, bad text, a storage failure, or a defect (500, with
+    the traceback logged: call it from the ``except`` block).
+
+    The FastAPI app's exception handlers and the hot routes (``hot_routes.py``) both use it, so a
+    request gets the same error body whichever serves it.
+    """
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.message, request_id, exc.headers)
+    if isinstance(exc, UnicodeError):
+        # Lone surrogates ("\ud800") are valid JSON escapes but cannot be stored as UTF-8.
+        message = "Strings must be valid Unicode (no lone surrogates)"
+        return error_response(422, "VALIDATION_ERROR", message, request_id)
+    if isinstance(exc, StorageError):
+        # Nothing was stored; the agent retries every 5xx, so its results wait for space.
+        status = 507 if isinstance(exc, StorageFull) else 503
+        log.warning("%s %s refused: %s", method, path, exc)
+        return error_response(status, _STATUS_CODES[status], str(exc), request_id)
+    log.exception("Unhandled error on %s %s", method, path)
+    return error_response(500, "INTERNAL_ERROR", "Internal service error", request_id)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error the app produces a JSON body with string code/message/request_id."""
-
-    async def on_api_error(request: Request, exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, _request_id(request), exc.headers)
 
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         return error_response(
@@ -132,28 +152,12 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, code, message, _request_id(request), dict(exc.headers or {})
         )
 
-    async def on_bad_text(request: Request, exc: UnicodeError) -> Response:
-        # Lone surrogates ("\ud800") are valid JSON escapes but cannot be stored as UTF-8.
-        return error_response(
-            422,
-            "VALIDATION_ERROR",
-            "Strings must be valid Unicode (no lone surrogates)",
-            _request_id(request),
-        )
+    async def on_error(request: Request, exc: Exception) -> Response:
+        return response_for(exc, _request_id(request), request.method, request.url.path)
 
-    async def on_storage(request: Request, exc: StorageError) -> Response:
-        # Nothing was stored; the agent retries every 5xx, so its results wait for space.
-        status = 507 if isinstance(exc, StorageFull) else 503
-        log.warning("%s %s refused: %s", request.method, request.url.path, exc)
-        return error_response(status, _STATUS_CODES[status], str(exc), _request_id(request))
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("Unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "INTERNAL_ERROR", "Internal service error", _request_id(request))
-
-    app.add_exception_handler(ApiError, on_api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, on_error)
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
-    app.add_exception_handler(UnicodeError, on_bad_text)  # type: ignore[arg-type]
-    app.add_exception_handler(StorageError, on_storage)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(UnicodeError, on_error)
+    app.add_exception_handler(StorageError, on_error)
+    app.add_exception_handler(Exception, on_error)

@@ -71,3 +71,40 @@ def test_bind_replaces_a_stale_socket_but_nothing_else(tmp_path: Path):
     path.write_text("not a socket")
     with pytest.raises(UnsafeStateDir, match="not a socket"):
         local_socket.bind(path)
+
+
+def test_a_socket_session_ignores_proxies_and_netrc_of_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A proxy named in the environment would swallow the request if the session consulted it;
+    # a .netrc entry would add an Authorization header to a request that carries none.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    path = tmp_path / "service.sock"
+    sock = local_socket.bind(path)
+    sock.listen(1)
+    seen: list[bytes] = []
+
+    def answer() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            seen.append(conn.recv(65536))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+
+    server = threading.Thread(target=answer, name="test-socket-server")
+    server.start()
+    session = requests.Session()
+    local_socket.mount(session)
+    try:
+        reply = session.get(local_socket.socket_url(path) + "/v2/version", timeout=10)
+    finally:
+        server.join(10)
+        sock.close()
+        session.close()
+    assert reply.json() == {}
+    assert not session.trust_env
+    assert seen and b"authorization" not in seen[0].lower()

@@ -6,6 +6,8 @@ Only the endpoint's owner may act as its agent (``actions/agent.py``); anyone el
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -13,9 +15,10 @@ from globus_compute.protocol.agent import AGENT_PREFIX, MAX_WAIT_S, PHASE_STARTI
 from globus_compute.protocol.states import TaskState
 from globus_compute.service.actions import agent
 from globus_compute.service.auth import CurrentUser
-from globus_compute.service.bodies import json_answer, json_object, json_response
-from globus_compute.service.context import Ctx
+from globus_compute.service.bodies import json_answer, json_object, json_response, parse_object
+from globus_compute.service.context import Ctx, ServiceContext
 from globus_compute.service.openapi import UUID_SCHEMA, object_schema
+from globus_compute.service.records import User
 
 router = APIRouter(prefix=AGENT_PREFIX, tags=["agent"])
 
@@ -78,8 +81,18 @@ async def claim(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    body = await json_object(request)
-    tasks = await agent.claim(ctx, user, endpoint_id, body, request.is_disconnected)
+    return await answer_claim(ctx, user, endpoint_id, await request.body(), request.is_disconnected)
+
+
+async def answer_claim(
+    ctx: ServiceContext,
+    user: User,
+    endpoint_id: str,
+    raw: bytes,
+    disconnected: Callable[[], Awaitable[bool]],
+) -> Response:
+    """The claim route's answer (also served by ``hot_routes.py``)."""
+    tasks = await agent.claim(ctx, user, endpoint_id, parse_object(raw), disconnected)
     size = sum(len(t["task_buffer"]) for t in tasks)
     return await json_answer({"tasks": tasks, "lease_s": ctx.config.lease_s}, size)
 
@@ -93,6 +106,11 @@ async def results(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    body = await json_object(request, lone_surrogates=True)
+    return await answer_results(ctx, user, endpoint_id, await request.body())
+
+
+async def answer_results(ctx: ServiceContext, user: User, endpoint_id: str, raw: bytes) -> Response:
+    """The results route's answer (also served by ``hot_routes.py``)."""
+    body = parse_object(raw, lone_surrogates=True)
     accepted, ignored = await ctx.call(agent.report_results, user, endpoint_id, body)
     return json_response({"accepted": accepted, "ignored": ignored})

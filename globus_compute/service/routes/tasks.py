@@ -16,10 +16,11 @@ from starlette.responses import Response
 from globus_compute.protocol.agent import MAX_WAIT_S
 from globus_compute.service.actions import tasks
 from globus_compute.service.auth import CurrentUser
-from globus_compute.service.bodies import json_answer, json_object, json_response
-from globus_compute.service.context import Ctx
+from globus_compute.service.bodies import json_answer, json_response, parse_object
+from globus_compute.service.context import Ctx, ServiceContext
 from globus_compute.service.errors import ApiError
 from globus_compute.service.openapi import UUID_SCHEMA, object_schema
+from globus_compute.service.records import User
 
 router = APIRouter(tags=["tasks"])
 
@@ -53,11 +54,20 @@ async def submit(
     user: CurrentUser,
     ctx: Ctx,
 ) -> Response:
-    body = await json_object(request)
+    return await answer_submit(
+        ctx, user, endpoint_id, await request.body(), request.state.request_id
+    )
+
+
+async def answer_submit(
+    ctx: ServiceContext, user: User, endpoint_id: str, raw: bytes, request_id: str
+) -> Response:
+    """The submit route's answer (also served by ``hot_routes.py``)."""
+    body = parse_object(raw)
     submitted = await ctx.call(tasks.submit, user, endpoint_id, body)
     return json_response(
         {
-            "request_id": request.state.request_id,
+            "request_id": request_id,
             "task_group_id": submitted.task_group_id,
             "endpoint_id": submitted.endpoint_id,
             "tasks": submitted.tasks,
@@ -90,8 +100,14 @@ async def batch_status(
         ),
     ] = None,
 ) -> Response:
-    body = await json_object(request)
-    status = await tasks.batch_status(ctx, user, body, wait)
+    return await answer_batch_status(ctx, user, await request.body(), wait)
+
+
+async def answer_batch_status(
+    ctx: ServiceContext, user: User, raw: bytes, wait: float | None
+) -> Response:
+    """The batch status route's answer (also served by ``hot_routes.py``)."""
+    status = await tasks.batch_status(ctx, user, parse_object(raw), wait)
     answer = {"response": "batch", "results": status.results}
     if status.deferred:
         answer["deferred"] = status.deferred
