@@ -91,6 +91,27 @@ def test_every_test_the_page_names_exists():
     assert not missing, f"the guarantees page names tests that do not exist: {missing}"
 
 
+_LEGEND = re.compile(r"`([A-Z])` = `(tests/\w+)/`")
+_PREFIXED_FILE = re.compile(r"\b([A-Z]) `(test_\w+\.py)")
+
+
+def test_each_prefix_names_the_directory_of_its_files():
+    """``F `test_x.py``` must be a file of the directory the legend gives ``F``."""
+    text = re.sub(r"\s+", " ", PAGE.read_text(encoding="utf-8"))
+    legend = dict(_LEGEND.findall(text))
+    assert {"S", "F", "I", "U"} <= legend.keys(), legend
+    refs = _PREFIXED_FILE.findall(text)
+    assert len(refs) > 50
+    misplaced = sorted(
+        {
+            f"{letter} {name}"
+            for letter, name in refs
+            if letter in legend and not (ROOT / legend[letter] / name).is_file()
+        }
+    )
+    assert not misplaced, f"files not in the directory their prefix names: {misplaced}"
+
+
 def test_every_claim_names_a_test():
     claims = _claims(PAGE.read_text(encoding="utf-8"))
     assert len(claims) > 20
