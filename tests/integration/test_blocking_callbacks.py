@@ -28,6 +28,15 @@ def add(x, y):
     return x + y
 
 
+def add_after_a_while(x, y):
+    """``add`` that takes half a second, so a callback added right after submit is not run
+    at once in the adding thread (the future is not done yet)."""
+    import time
+
+    time.sleep(0.5)
+    return x + y
+
+
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     from globus_compute.local import LocalCompute
@@ -74,13 +83,17 @@ def test_a_waiting_callback_does_not_hold_up_other_futures(ex):
     release = threading.Event()
     entered = threading.Event()
 
+    ran_in: list[threading.Thread] = []
+
     def slow_callback(_future):
+        ran_in.append(threading.current_thread())
         entered.set()
         release.wait(30)
 
     try:
-        ex.submit(add, 1, 1).add_done_callback(slow_callback)
+        ex.submit(add_after_a_while, 1, 1).add_done_callback(slow_callback)
         assert entered.wait(30), "first task never resolved"
+        assert ran_in != [threading.current_thread()], "the callback ran in the adding thread"
         other = ex.submit(add, 2, 2)
         assert other.result(timeout=10) == 4
     finally:
