@@ -38,6 +38,7 @@ from globus_compute import keepalive
 from globus_compute.errors import ServiceRefused
 from globus_compute.protocol.agent import (
     AGENT_PREFIX,
+    MAX_RETRY_PAUSE_S,
     ClaimResponse,
     HeartbeatResponse,
     ResultsResponse,
@@ -54,8 +55,8 @@ log = logging.getLogger(__name__)
 #: Seconds allowed for a request on top of any long-poll wait it asks for.
 REQUEST_TIMEOUT_S = 30.0
 #: Between retries: starts small so a brief blip costs little, capped so a restarted service is
-#: noticed within a few seconds.
-RETRY_BACKOFF = Backoff(first_s=0.05, max_s=3.0)
+#: noticed within a few seconds (the cap is the protocol's: the service counts on it).
+RETRY_BACKOFF = Backoff(first_s=0.05, max_s=MAX_RETRY_PAUSE_S)
 #: Retries logged at DEBUG before they are worth a WARNING.
 QUIET_RETRIES = 2
 

@@ -42,7 +42,8 @@ accepted back as results; without ``held``, every lease of the endpoint). When a
   otherwise fails with ``EndpointLost`` traceback text.
 
 The service's own downtime is not the endpoint's silence: when the service starts, every lease
-gets a fresh ``lease_s``, so the agent's next heartbeat renews what it holds. A result that
+gets a fresh term (``lease_s`` beyond ``MAX_RETRY_PAUSE_S``, the longest pause of an agent
+between its tries), so the agent's next heartbeat renews what it holds. A result that
 arrives for a task whose lease was released still counts while the task is not terminal (it was
 re-queued and not yet run again). An agent that has not heard from the service for ``lease_s``
 starts no new task until a heartbeat answers (its ``drop`` says which tasks are no longer its).
@@ -64,6 +65,11 @@ AGENT_PREFIX = "/agent/v1/endpoints"
 
 #: Longest long-poll a client may ask for, in seconds (claim ``wait_s``, batch_status ``wait``).
 MAX_WAIT_S = 30.0
+
+#: Longest pause, in seconds, between an agent's tries to reach a service that does not answer.
+#: A restarted service hears from every live agent within this, so the fresh lease terms it
+#: grants at start (``lease_s`` beyond it) cannot run out before a live agent's heartbeat.
+MAX_RETRY_PAUSE_S = 3.0
 
 
 class WorkerStatus(TypedDict):

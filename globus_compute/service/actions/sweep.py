@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
+from globus_compute.protocol.agent import MAX_RETRY_PAUSE_S
 from globus_compute.service.context import ServiceContext
 from globus_compute.service.records import LeaseRelease
 from globus_compute.service.store.tasks import PURGE_SLICE_ROWS, PurgeCutoffs
@@ -26,8 +27,13 @@ MAX_PURGE_SLICES = 20_000
 
 
 def restart_lease_clocks(ctx: ServiceContext) -> int:
-    """Give every running task ``lease_s`` from now; returns how many (the service started)."""
-    extended = ctx.store.leases.restart_clocks(ctx.config.lease_s)
+    """Give every running task a fresh lease; returns how many (the service started).
+
+    The term is ``lease_s`` beyond the longest pause a live agent takes between its tries
+    (``MAX_RETRY_PAUSE_S``): an agent that kept retrying through the outage may be in such a
+    pause when the service comes back, and its heartbeat after it must still find its leases.
+    """
+    extended = ctx.store.leases.restart_clocks(ctx.config.lease_s + MAX_RETRY_PAUSE_S)
     if extended:
         log.info("service started: %d lease(s) renewed for %.1f s", extended, ctx.config.lease_s)
     return extended
