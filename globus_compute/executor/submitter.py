@@ -110,7 +110,8 @@ UNREACHABLE = (globus_sdk.GlobusConnectionError, globus_sdk.GlobusConnectionTime
 
 def wire_bytes(payload: str) -> int:
     """Bytes ``payload`` takes in a submit request body: JSON-escaped, as requests encodes it
-    (ASCII, so ``"`` and ``\\`` double and non-ASCII becomes ``\\uXXXX``), plus its separator."""
+    (ASCII, so ``"`` and ``\\`` double and non-ASCII becomes a six-character ``\\u``
+    escape), plus its separator."""
     return len(json.dumps(payload)) + 2
 
 
